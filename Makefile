@@ -1,0 +1,44 @@
+# PeerOS — the two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test check format bench clean system-deps
+
+$(VENV)/.installed-run: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+## run: a local cluster (tracker + 3 peers) under ./.peeros; Ctrl-C stops it
+run: $(VENV)/.installed-run
+	$(BIN)/peeros up --peers 3 --data-dir .peeros
+
+## system-deps: Debian packages the tests need (installed only when running as root)
+system-deps:
+	bash scripts/system-deps.sh
+
+## test: every test (unit, integration, end-to-end, faults)
+test: system-deps $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## check: formatting, lint and types
+check: $(VENV)/.installed-test
+	$(BIN)/ruff format --check src tests bench conftest.py
+	$(BIN)/ruff check src tests bench conftest.py
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format src tests bench conftest.py
+	$(BIN)/ruff check --fix src tests bench conftest.py
+
+clean:
+	rm -rf $(VENV) .peeros .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from peeros.cli import main
+
+main()

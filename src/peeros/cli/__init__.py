@@ -1,0 +1,43 @@
+"""The ``peeros`` command. Each command group lives in its own module; this one wires
+them and turns every PeerOS error into one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from peeros import __version__
+from peeros.cli.cluster import peers, status
+from peeros.cli.nodes import peer, token, tracker
+from peeros.cli.up import up
+from peeros.errors import PeerOSError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="peeros")
+def cli() -> None:
+    """PeerOS: share CPU, memory and disk across a group of machines."""
+
+
+for command in (tracker, peer, up, token, status, peers):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PeerOSError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,151 @@
+"""``peeros tracker``, ``peeros peer`` and ``peeros token``: starting nodes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from peeros.config import (
+    DEFAULT_HOST,
+    DEFAULT_PEER_PORT,
+    DEFAULT_TRACKER_PORT,
+    PeerSettings,
+    TrackerSettings,
+    default_data_dir,
+    env_override,
+)
+from peeros.errors import NotFound
+from peeros.runner import run_until_signal, setup_logging
+from peeros.security import pki
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the node keeps its keys and state (default $PEEROS_DATA_DIR or ~/.peeros).",
+)
+log_option = click.option("--log-level", default="INFO", show_default=True)
+
+
+def _port(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise click.BadParameter(f"{value} is not a port (0-65535; 0 picks a free one)")
+    return value
+
+
+def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value <= 0:
+        raise click.BadParameter(f"{param.name} must be > 0, got {value}")
+    return value
+
+
+@click.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", default=DEFAULT_TRACKER_PORT, show_default=True, callback=_port)
+@data_dir_option
+@click.option(
+    "--dead-after",
+    default=30.0,
+    show_default=True,
+    callback=_positive,
+    help="Seconds of silence before a peer is declared dead.",
+)
+@click.option(
+    "--cert-host", multiple=True, help="Extra host name or IP for the tracker's certificate."
+)
+@log_option
+def tracker(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    dead_after: float,
+    cert_host: tuple[str, ...],
+    log_level: str,
+) -> None:
+    """Run a tracker: registry, placement and the cluster CA."""
+    from peeros.tracker.node import prepare, run_tracker
+
+    setup_logging(log_level)
+    settings = env_override(
+        TrackerSettings(
+            data_dir=data_dir or default_data_dir() / "tracker",
+            host=host,
+            port=port,
+            dead_after=dead_after,
+            sweep_interval=min(1.0, dead_after / 4),
+            cert_hosts=cert_host,
+        )
+    )
+    _ca, token = prepare(settings)
+    click.echo(f"join token: {token}", err=True)
+
+    async def main(stop: asyncio.Event) -> None:
+        await run_tracker(settings, stop)
+
+    run_until_signal(main)
+
+
+@click.command()
+@click.option("--tracker", "tracker_addr", metavar="HOST:PORT", help="The tracker to join.")
+@click.option("--join", "join_token", metavar="TOKEN", help="Join token (first start only).")
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", default=DEFAULT_PEER_PORT, show_default=True, callback=_port)
+@click.option("--advertise", metavar="HOST:PORT", help="Address other nodes should use.")
+@click.option(
+    "--api-port",
+    default=0,
+    show_default=True,
+    callback=_port,
+    help="Local API port on 127.0.0.1 (0 = any free port, see api.json).",
+)
+@data_dir_option
+@click.option("--heartbeat-interval", default=10.0, show_default=True, callback=_positive)
+@click.option(
+    "--slots", type=click.IntRange(1, 4096), default=None, help="Worker slots (default: CPUs)."
+)
+@log_option
+def peer(
+    tracker_addr: str | None,
+    join_token: str | None,
+    host: str,
+    port: int,
+    advertise: str | None,
+    api_port: int,
+    data_dir: Path | None,
+    heartbeat_interval: float,
+    slots: int | None,
+    log_level: str,
+) -> None:
+    """Run a peer: lend this machine's CPU, memory and disk to the cluster."""
+    from peeros.peer.node import PeerNode
+
+    setup_logging(log_level)
+    if join_token:
+        pki.JoinToken.parse(join_token)  # fail fast, before touching the network
+    settings = PeerSettings(
+        data_dir=data_dir or default_data_dir(),
+        tracker=tracker_addr,
+        join_token=join_token,
+        host=host,
+        port=port,
+        advertise=advertise,
+        api_port=api_port,
+        heartbeat_interval=heartbeat_interval,
+    )
+    if slots:
+        settings = PeerSettings(**{**settings.__dict__, "slots": slots})
+    node = PeerNode(env_override(settings))
+    run_until_signal(node.run)
+
+
+@click.command()
+@data_dir_option
+def token(data_dir: Path | None) -> None:
+    """Print the tracker's join token again."""
+    directory = data_dir or default_data_dir() / "tracker"
+    path = directory / pki.TOKEN_FILE
+    if not path.exists():
+        raise NotFound(f"no join token in {directory} (has a tracker been started there?)")
+    click.echo(path.read_text().strip())

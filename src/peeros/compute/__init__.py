@@ -1,0 +1,1 @@
+"""CPU sharing: tasks, scheduler, sandboxed workers."""

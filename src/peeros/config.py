@@ -1,0 +1,98 @@
+"""Typed settings with their documented defaults.
+
+Every knob lives here, once, with its default and its meaning. The CLI fills these from
+its options; ``PEEROS_*`` environment variables override the defaults (see
+:func:`env_override`), so tests and ``peeros up`` can shorten timers without new code paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+DEFAULT_TRACKER_PORT = 8888
+DEFAULT_PEER_PORT = 9000
+DEFAULT_HOST = "127.0.0.1"
+
+#: Largest JSON body any route accepts (file bodies are streamed and limited separately).
+MAX_JSON_BODY = 1 << 20
+
+T = TypeVar("T")
+
+
+def default_data_dir() -> Path:
+    """``$PEEROS_DATA_DIR`` if set, else ``~/.peeros``."""
+    env = os.environ.get("PEEROS_DATA_DIR")
+    return Path(env) if env else Path.home() / ".peeros"
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How a tracker runs."""
+
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    #: Cluster-plane port (mutual TLS). 0 picks a free port (written to ``tracker.json``).
+    port: int = DEFAULT_TRACKER_PORT
+    #: A peer silent for this long is declared dead and leaves the live list.
+    dead_after: float = 30.0
+    #: How often the tracker looks for peers that went silent.
+    sweep_interval: float = 1.0
+    #: Extra names/addresses to put in the tracker certificate (besides host and 127.0.0.1).
+    cert_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """How a peer runs."""
+
+    data_dir: Path
+    #: ``HOST:PORT`` of the tracker, or None for a peer with no tracker.
+    tracker: str | None = None
+    #: Join token, needed only on the first start (enrollment).
+    join_token: str | None = None
+    host: str = DEFAULT_HOST
+    #: Cluster-plane port (mutual TLS). 0 picks a free port.
+    port: int = DEFAULT_PEER_PORT
+    #: Address other nodes should use to reach this peer (defaults to host:bound port).
+    advertise: str | None = None
+    #: User-plane (local API) host and port; 0 picks a free port, written to ``api.json``.
+    api_host: str = DEFAULT_HOST
+    api_port: int = 0
+    #: Seconds between heartbeats to the tracker.
+    heartbeat_interval: float = 10.0
+    #: Worker slots this peer offers (defaults to the number of CPUs).
+    slots: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: Timeout of one cluster-plane request.
+    request_timeout: float = 10.0
+
+
+_ENV_PREFIX = "PEEROS_"
+
+
+def env_override(settings: T) -> T:
+    """Return ``settings`` with fields replaced by ``PEEROS_<FIELD>`` environment values.
+
+    Only scalar fields (str, int, float) are overridable; a malformed value is an error
+    that names the variable rather than a silent fallback.
+    """
+    changes: dict[str, Any] = {}
+    for f in fields(settings):  # type: ignore[arg-type]
+        raw = os.environ.get(_ENV_PREFIX + f.name.upper())
+        if raw is None or f.name == "data_dir":
+            continue
+        current = getattr(settings, f.name)
+        try:
+            if isinstance(current, bool):
+                changes[f.name] = raw.lower() in {"1", "true", "yes"}
+            elif isinstance(current, int):
+                changes[f.name] = int(raw)
+            elif isinstance(current, float):
+                changes[f.name] = float(raw)
+            elif isinstance(current, str) or current is None:
+                changes[f.name] = raw
+        except ValueError as exc:
+            raise ValueError(f"{_ENV_PREFIX}{f.name.upper()}={raw!r} is not valid: {exc}") from exc
+    return replace(settings, **changes) if changes else settings  # type: ignore[type-var]

@@ -1,0 +1,1 @@
+"""Disk sharing: local files, owned (encrypted) files, shares, transfers."""

@@ -1,0 +1,1 @@
+"""Memory sharing: the key-value store and its Redis-protocol front."""

@@ -1,0 +1,1 @@
+"""Cluster-plane and user-plane networking: servers, clients, error mapping."""

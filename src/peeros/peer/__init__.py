@@ -1,0 +1,1 @@
+"""The peer node: lifecycle, membership, cluster routes and the local API."""

@@ -1,0 +1,172 @@
+"""The peer process: identity, enrollment, both planes, and its background tasks.
+
+Files in a peer's data directory:
+
+==============  =====  =====================================================
+``node.key``    0600   the Ed25519 identity key (the peer id derives from it)
+``node.crt``           the cluster certificate issued at enrollment
+``ca.crt``             the cluster CA, pinned by the join token
+``api.token``   0600   the bearer token of the local (user-plane) API
+``api.json``           where the running peer listens (written after binding)
+==============  =====  =====================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from peeros import __version__
+from peeros.config import PeerSettings
+from peeros.errors import BadRequest, Unavailable
+from peeros.fsutil import write_json, write_private
+from peeros.net.client import ClusterClient
+from peeros.net.server import bearer_auth, cluster_auth, make_app, start_site
+from peeros.peer import local_api, routes
+from peeros.peer.enroll import enroll
+from peeros.peer.load import LoadSampler
+from peeros.peer.membership import Membership
+from peeros.protocol import Heartbeat, PeerList, PeerStatus
+from peeros.security import identity, pki
+
+log = logging.getLogger(__name__)
+
+API_INFO = "api.json"
+API_TOKEN = "api.token"
+
+
+def load_or_create_api_token(data_dir: Path) -> str:
+    path = data_dir / API_TOKEN
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    write_private(path, (token + "\n").encode())
+    return token
+
+
+class PeerNode:
+    """A running peer. Routes of both planes call its methods."""
+
+    def __init__(self, settings: PeerSettings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir
+        self.started = time.time()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        self.ident = identity.load_or_create(self.data_dir)
+        self.address = ""
+        self.api_url = ""
+        self.membership: Membership | None = None
+        self.load = LoadSampler(self.data_dir, settings.slots)
+
+    @property
+    def peer_id(self) -> str:
+        return self.ident.peer_id
+
+    async def _ensure_enrolled(self) -> None:
+        if (self.data_dir / pki.NODE_CERT_FILE).exists():
+            return
+        if not self.settings.tracker or not self.settings.join_token:
+            raise BadRequest(
+                f"{self.data_dir} holds no cluster certificate yet: the first start needs "
+                "--tracker HOST:PORT and --join TOKEN"
+            )
+        await enroll(
+            self.data_dir,
+            self.settings.tracker,
+            self.settings.join_token,
+            self.ident,
+            self.settings.request_timeout,
+        )
+
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            address=self.address, api_url=self.api_url, load=self.load.sample(), version=__version__
+        )
+
+    def status(self) -> PeerStatus:
+        m = self.membership
+        return PeerStatus(
+            version=__version__,
+            peer_id=self.peer_id,
+            address=self.address,
+            api_url=self.api_url,
+            data_dir=str(self.data_dir),
+            tracker=self.settings.tracker,
+            tracker_reachable=bool(m and m.reachable),
+            last_heartbeat_ok=m.last_ok if m else None,
+            load=self.load.sample(),
+            uptime=time.time() - self.started,
+            known_peers=len(m._cached.peers) if m and m._cached else 0,
+        )
+
+    async def peers(self) -> PeerList:
+        if self.membership is None:
+            raise Unavailable("this peer runs without a tracker; it has no member list")
+        return await self.membership.peers()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._ensure_enrolled()
+        creds = pki.Credentials.from_dir(self.data_dir)
+        ca_cert = pki.load_cert_pem(creds.ca_pem)
+        client = ClusterClient(pki.client_context(creds), self.settings.request_timeout)
+        api_token = load_or_create_api_token(self.data_dir)
+
+        cluster_app = make_app([cluster_auth(ca_cert.subject)])
+        cluster_app[routes.NODE] = self
+        routes.add_routes(cluster_app)
+        api_app = make_app([bearer_auth(api_token)])
+        api_app[local_api.NODE] = self
+        local_api.add_routes(api_app)
+
+        runners: list[web.AppRunner] = []
+        try:
+            runner, port = await start_site(
+                cluster_app, self.settings.host, self.settings.port, pki.server_context(creds)
+            )
+            runners.append(runner)
+            self.address = self.settings.advertise or f"{self.settings.host}:{port}"
+            runner, api_port = await start_site(
+                api_app, self.settings.api_host, self.settings.api_port
+            )
+            runners.append(runner)
+            self.api_url = f"http://{self.settings.api_host}:{api_port}"
+            if self.settings.tracker:
+                self.membership = Membership(
+                    client, self.settings.tracker, self.heartbeat, self.settings.heartbeat_interval
+                )
+            write_json(
+                self.data_dir / API_INFO,
+                {
+                    "peer_id": self.peer_id,
+                    "address": self.address,
+                    "api_url": self.api_url,
+                    "pid": os.getpid(),
+                    "data_dir": str(self.data_dir),
+                    "tracker": self.settings.tracker,
+                },
+            )
+            log.info("peer %s: cluster %s, local API %s", self.peer_id, self.address, self.api_url)
+            async with asyncio.TaskGroup() as tg:
+                background = []
+                if self.membership is not None:
+                    background.append(tg.create_task(self.membership.run()))
+                await stop.wait()
+                for task in background:
+                    task.cancel()
+            if self.membership is not None:
+                await self.membership.leave()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / API_INFO).unlink()
+            for runner in reversed(runners):
+                await runner.cleanup()
+            await client.close()
+            log.info("peer %s stopped", self.peer_id)

@@ -1,0 +1,1 @@
+"""Identity (keys, peer ids, signatures) and the cluster PKI."""

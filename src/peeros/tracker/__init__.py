@@ -1,0 +1,1 @@
+"""The tracker: registry, placement and the durable cluster registries."""

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+LINT_PATHS := src tests conftest.py $(wildcard bench)
 
 .PHONY: run test check format bench clean system-deps
 
@@ -32,13 +33,13 @@ test: system-deps $(VENV)/.installed-test
 
 ## check: formatting, lint and types
 check: $(VENV)/.installed-test
-	$(BIN)/ruff format --check src tests bench conftest.py
-	$(BIN)/ruff check src tests bench conftest.py
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff format src tests bench conftest.py
-	$(BIN)/ruff check --fix src tests bench conftest.py
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) .peeros .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,6 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
+    bubblewrap   # sandboxed task workers (CPU sharing)
 )
 
 missing=()

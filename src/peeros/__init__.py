@@ -7,5 +7,15 @@ __version__ = "0.1.0"
 
 from peeros.client import AsyncClient, Client, connect
 from peeros.errors import PeerOSError
+from peeros.executor import Executor
+from peeros.taskcodec import TaskError
 
-__all__ = ["AsyncClient", "Client", "PeerOSError", "__version__", "connect"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Executor",
+    "PeerOSError",
+    "TaskError",
+    "__version__",
+    "connect",
+]

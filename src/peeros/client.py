@@ -25,7 +25,22 @@ import aiohttp
 from peeros.config import default_data_dir
 from peeros.errors import BadRequest, PeerOSError, Unavailable
 from peeros.net.client import parse, raise_for_error
-from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, PeerInfo, PeerList, PeerStatus
+from peeros.protocol import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    BatchRequest,
+    CancelResponse,
+    HistoryResponse,
+    PeerInfo,
+    PeerList,
+    PeerStatus,
+    SchedState,
+    Submitted,
+    TaskRequest,
+    TaskResult,
+    WaitResponse,
+)
+from peeros.taskcodec import decode_result, encode_call
 
 T = TypeVar("T")
 
@@ -119,6 +134,90 @@ class AsyncClient:
     async def peers(self) -> list[PeerInfo]:
         return parse(PeerList, await self.request("GET", "/v1/peers"), self.endpoint.url).peers
 
+    # --- tasks ---------------------------------------------------------------------------
+
+    async def submit_requests(self, requests: list[TaskRequest]) -> list[str]:
+        """Submit tasks; returns their ids at once (nothing is queued if any is invalid)."""
+        if len(requests) == 1:
+            body = requests[0].model_dump(mode="json", exclude_defaults=True)
+            data = await self.request("POST", "/v1/tasks", body)
+        else:
+            batch = BatchRequest(tasks=requests)
+            data = await self.request("POST", "/v1/tasks/batch", batch.model_dump(mode="json"))
+        return parse(Submitted, data, self.endpoint.url).task_ids
+
+    async def wait(
+        self, task_ids: list[str], timeout: float = 30.0, all: bool = False
+    ) -> WaitResponse:
+        body = {"task_ids": task_ids, "timeout": timeout, "all": all}
+        return parse(
+            WaitResponse, await self.request("POST", "/v1/tasks/wait", body), self.endpoint.url
+        )
+
+    async def results(self, task_ids: list[str]) -> list[TaskResult]:
+        """Wait until every task has its final result; results in the order of ``task_ids``."""
+        done: dict[str, TaskResult] = {}
+        pending = list(task_ids)
+        while pending:
+            got = await self.wait(pending, timeout=30.0, all=True)
+            done.update((r.task_id, r) for r in got.done)
+            pending = got.pending
+        return [done[t] for t in task_ids]
+
+    async def task(self, task_id: str) -> TaskResult:
+        return parse(
+            TaskResult, await self.request("GET", f"/v1/tasks/{task_id}"), self.endpoint.url
+        )
+
+    async def run_program(
+        self, program: str, function: str, args: list[Any] | None = None, **options: Any
+    ) -> TaskResult:
+        """Run ``function(*args)`` from ``program`` and wait for its result (never raises
+        for a task failure: look at ``status``, ``error`` and ``traceback``)."""
+        req = TaskRequest(program=program, function=function, args=list(args or []), **options)
+        (task_id,) = await self.submit_requests([req])
+        (result,) = await self.results([task_id])
+        return result
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a callable on the cluster and return its value (raises TaskError on failure)."""
+        (task_id,) = await self.submit_requests([encode_call(fn, args, kwargs)])
+        (result,) = await self.results([task_id])
+        return decode_result(result)
+
+    async def map(self, fn: Any, *iterables: Any, **options: Any) -> list[Any]:
+        """``[fn(*xs) for xs in zip(*iterables)]`` on the cluster, as one batch."""
+        requests = [encode_call(fn, xs, {}, options) for xs in zip(*iterables, strict=False)]
+        if not requests:
+            return []
+        ids = await self.submit_requests(requests)
+        return [decode_result(r) for r in await self.results(ids)]
+
+    async def cancel(self, task_id: str) -> CancelResponse:
+        data = await self.request("POST", f"/v1/tasks/{task_id}/cancel")
+        return parse(CancelResponse, data, self.endpoint.url)
+
+    async def history(self, limit: int = 20) -> HistoryResponse:
+        data = await self.request("GET", f"/v1/history?limit={limit}")
+        return parse(HistoryResponse, data, self.endpoint.url)
+
+    async def sched(self) -> SchedState:
+        return parse(SchedState, await self.request("GET", "/v1/sched"), self.endpoint.url)
+
+    async def set_sched(
+        self, policy: str, quantum_ms: float | None = None, aging: float | None = None
+    ) -> SchedState:
+        body: dict[str, Any] = {"policy": policy}
+        if quantum_ms is not None:
+            body["quantum_ms"] = quantum_ms
+        if aging is not None:
+            body["aging"] = aging
+        return parse(SchedState, await self.request("POST", "/v1/sched", body), self.endpoint.url)
+
+    async def simulate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = await self.request("POST", "/v1/sched/simulate", {"spec": spec})
+        return data
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -142,6 +241,7 @@ class Client:
         timeout: float = 30.0,
     ) -> None:
         self._async = AsyncClient(peer, token, data_dir, timeout)
+        self._executor: Any = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="peeros-client", daemon=True
@@ -153,6 +253,8 @@ class Client:
         return self._async.endpoint
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking Client call from its own event loop thread")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def status(self) -> PeerStatus:
@@ -161,7 +263,67 @@ class Client:
     def peers(self) -> list[PeerInfo]:
         return self._run(self._async.peers())
 
+    def submit_requests(self, requests: list[TaskRequest]) -> list[str]:
+        return self._run(self._async.submit_requests(requests))
+
+    def wait(self, task_ids: list[str], timeout: float = 30.0, all: bool = False) -> WaitResponse:
+        return self._run(self._async.wait(task_ids, timeout, all))
+
+    def results(self, task_ids: list[str]) -> list[TaskResult]:
+        return self._run(self._async.results(task_ids))
+
+    def task(self, task_id: str) -> TaskResult:
+        return self._run(self._async.task(task_id))
+
+    def run_program(
+        self, program: str, function: str, args: list[Any] | None = None, **options: Any
+    ) -> TaskResult:
+        return self._run(self._async.run_program(program, function, args, **options))
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._run(self._async.call(fn, *args, **kwargs))
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Like Dask's ``Client.submit``: a :class:`concurrent.futures.Future`.
+
+        Keyword arguments named like task options (``priority``, ``timeout``,
+        ``max_retries``, ``confidential``, ``memory_mb``, ``cache``, ``expected_time``)
+        configure the task; the others are passed to ``fn``.
+        """
+        return self.executor().submit(fn, *args, **kwargs)
+
+    def map(self, fn: Any, *iterables: Any, **options: Any) -> list[Any]:
+        return self._run(self._async.map(fn, *iterables, **options))
+
+    def cancel(self, task_id: str) -> CancelResponse:
+        return self._run(self._async.cancel(task_id))
+
+    def history(self, limit: int = 20) -> HistoryResponse:
+        return self._run(self._async.history(limit))
+
+    def sched(self) -> SchedState:
+        return self._run(self._async.sched())
+
+    def set_sched(
+        self, policy: str, quantum_ms: float | None = None, aging: float | None = None
+    ) -> SchedState:
+        return self._run(self._async.set_sched(policy, quantum_ms, aging))
+
+    def simulate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._run(self._async.simulate(spec))
+
+    def executor(self) -> Any:
+        """The :class:`peeros.Executor` bound to this client (created on first use)."""
+        if self._executor is None:
+            from peeros.executor import Executor
+
+            self._executor = Executor(client=self)
+        return self._executor
+
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
         if self._loop.is_running():
             self._run(self._async.close())
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -67,6 +67,22 @@ class PeerSettings:
     slots: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: Timeout of one cluster-plane request.
     request_timeout: float = 10.0
+    #: Scheduling policy at start (fcfs, sjf, srtf, priority, priority-preemptive, rr).
+    policy: str = "fcfs"
+    #: Round-robin quantum in milliseconds.
+    quantum_ms: float = 100.0
+    #: Priority aging: effective priority gained per second of waiting.
+    aging: float = 0.5
+    #: Tasks each requesting peer may submit per ``task_quota_window`` seconds (0 = no limit).
+    task_quota: int = 0
+    task_quota_window: float = 60.0
+    #: Result cache: entries kept (LRU) and their time to live in seconds.
+    cache_entries: int = 1024
+    cache_ttl: float = 300.0
+    #: Address space a task may use when it declares no ``memory_mb``.
+    task_memory_mb: int = 1024
+    #: Sandboxed worker processes at most (running + paused tasks).
+    max_workers: int = 0
 
 
 _ENV_PREFIX = "PEEROS_"

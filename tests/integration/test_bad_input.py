@@ -132,7 +132,9 @@ def test_a_burst_of_placements_spreads_over_idle_peers(nodes: Nodes) -> None:
         for i in range(3)
     ]
     url = f"https://{tracker.info['address']}/v1/placement"
-    chosen = Counter(call(peers[0], url, body=b"{}")[1]["peer_id"] for _ in range(30))
+    chosen = Counter(
+        call(peers[0], url, body=b"{}")[1]["placements"][0]["peer_id"] for _ in range(30)
+    )
     assert set(chosen) == {p.info["peer_id"] for p in peers}
     assert sorted(chosen.values()) == [10, 10, 10]
 

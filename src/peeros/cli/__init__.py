@@ -10,6 +10,8 @@ import click
 from peeros import __version__
 from peeros.cli.cluster import peers, status
 from peeros.cli.nodes import peer, token, tracker
+from peeros.cli.sched import sched
+from peeros.cli.tasks import batch, cancel, cpu, history
 from peeros.cli.up import up
 from peeros.errors import PeerOSError
 
@@ -20,7 +22,7 @@ def cli() -> None:
     """PeerOS: share CPU, memory and disk across a group of machines."""
 
 
-for command in (tracker, peer, up, token, status, peers):
+for command in (tracker, peer, up, token, status, peers, cpu, batch, cancel, history, sched):
     cli.add_command(command)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import click
@@ -105,6 +106,48 @@ def tracker(
 @click.option(
     "--slots", type=click.IntRange(1, 4096), default=None, help="Worker slots (default: CPUs)."
 )
+@click.option(
+    "--policy",
+    default="fcfs",
+    show_default=True,
+    type=click.Choice(["fcfs", "sjf", "srtf", "priority", "priority-preemptive", "rr"]),
+)
+@click.option(
+    "--quantum",
+    "quantum_ms",
+    default=100.0,
+    show_default=True,
+    callback=_positive,
+    help="Round-robin quantum in ms.",
+)
+@click.option(
+    "--task-quota",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Tasks each requesting peer may submit per --task-quota-window (0 = no limit).",
+)
+@click.option("--task-quota-window", default=60.0, show_default=True, callback=_positive)
+@click.option(
+    "--cache-ttl",
+    default=300.0,
+    show_default=True,
+    callback=_positive,
+    help="Seconds a cached task result stays valid.",
+)
+@click.option(
+    "--task-memory-mb",
+    type=click.IntRange(16),
+    default=1024,
+    show_default=True,
+    help="Address space of a task that declares no --memory-mb.",
+)
+@click.option(
+    "--max-workers",
+    type=click.IntRange(0),
+    default=0,
+    help="Sandboxed workers at most (0 = 4 x slots + 4).",
+)
 @log_option
 def peer(
     tracker_addr: str | None,
@@ -116,6 +159,13 @@ def peer(
     data_dir: Path | None,
     heartbeat_interval: float,
     slots: int | None,
+    policy: str,
+    quantum_ms: float,
+    task_quota: int,
+    task_quota_window: float,
+    cache_ttl: float,
+    task_memory_mb: int,
+    max_workers: int,
     log_level: str,
 ) -> None:
     """Run a peer: lend this machine's CPU, memory and disk to the cluster."""
@@ -133,9 +183,16 @@ def peer(
         advertise=advertise,
         api_port=api_port,
         heartbeat_interval=heartbeat_interval,
+        policy=policy,
+        quantum_ms=quantum_ms,
+        task_quota=task_quota,
+        task_quota_window=task_quota_window,
+        cache_ttl=cache_ttl,
+        task_memory_mb=task_memory_mb,
+        max_workers=max_workers,
     )
     if slots:
-        settings = PeerSettings(**{**settings.__dict__, "slots": slots})
+        settings = dataclasses.replace(settings, slots=slots)
     node = PeerNode(env_override(settings))
     run_until_signal(node.run)
 

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from peeros.net.server import json_response
+from peeros.errors import BadRequest
+from peeros.kernel.scheduling import SchedulingError
+from peeros.kernel.scheduling_sim import simulate
+from peeros.net.server import json_response, read_model
+from peeros.protocol import (
+    BatchRequest,
+    SchedPolicyRequest,
+    SimulateRequest,
+    Submitted,
+    TaskRequest,
+    WaitRequest,
+)
 
 if TYPE_CHECKING:
     from peeros.peer.node import PeerNode
 
 NODE: web.AppKey[PeerNode] = web.AppKey("node")
+_TASK_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def task_id_of(request: web.Request) -> str:
+    task_id = request.match_info["task_id"]
+    if not _TASK_ID.match(task_id):
+        raise BadRequest(f"task id must be 32 hex digits, got {task_id[:40]!r}")
+    return task_id
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer, got {raw[:20]!r}") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 async def status(request: web.Request) -> web.Response:
@@ -22,6 +55,61 @@ async def peers(request: web.Request) -> web.Response:
     return json_response(await request.app[NODE].peers())
 
 
+async def submit(request: web.Request) -> web.Response:
+    req = await read_model(request, TaskRequest)
+    return json_response(Submitted(task_ids=request.app[NODE].tasks.submit([req])))
+
+
+async def submit_batch(request: web.Request) -> web.Response:
+    req = await read_model(request, BatchRequest)
+    return json_response(Submitted(task_ids=request.app[NODE].tasks.submit(req.tasks)))
+
+
+async def wait(request: web.Request) -> web.Response:
+    req = await read_model(request, WaitRequest)
+    return json_response(await request.app[NODE].tasks.wait(req.task_ids, req.timeout, req.all))
+
+
+async def get_task(request: web.Request) -> web.Response:
+    return json_response(request.app[NODE].tasks.get(task_id_of(request)))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    return json_response(await request.app[NODE].tasks.cancel(task_id_of(request)))
+
+
+async def history(request: web.Request) -> web.Response:
+    limit = int_query(request, "limit", 20, 1, 10_000)
+    return json_response(request.app[NODE].history_report(limit))
+
+
+async def sched_show(request: web.Request) -> web.Response:
+    return json_response(request.app[NODE].sched_state())
+
+
+async def sched_set(request: web.Request) -> web.Response:
+    req = await read_model(request, SchedPolicyRequest)
+    request.app[NODE].scheduler.set_policy(req.policy, req.quantum_ms, req.aging)
+    return json_response(request.app[NODE].sched_state())
+
+
+async def sched_simulate(request: web.Request) -> web.Response:
+    req = await read_model(request, SimulateRequest)
+    try:
+        return json_response(simulate(req.spec).to_dict())
+    except SchedulingError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/peers", peers)
+    app.router.add_post("/v1/tasks", submit)
+    app.router.add_post("/v1/tasks/batch", submit_batch)
+    app.router.add_post("/v1/tasks/wait", wait)
+    app.router.add_get("/v1/tasks/{task_id}", get_task)
+    app.router.add_post("/v1/tasks/{task_id}/cancel", cancel)
+    app.router.add_get("/v1/history", history)
+    app.router.add_get("/v1/sched", sched_show)
+    app.router.add_post("/v1/sched", sched_set)
+    app.router.add_post("/v1/sched/simulate", sched_simulate)

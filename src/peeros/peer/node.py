@@ -24,7 +24,15 @@ from pathlib import Path
 from aiohttp import web
 
 from peeros import __version__
+from peeros.compute.cache import ResultCache
+from peeros.compute.execution import Executor
+from peeros.compute.history import TaskHistory
+from peeros.compute.quotas import TaskQuota
+from peeros.compute.scheduler import Scheduler
+from peeros.compute.tasks import TaskService
+from peeros.compute.workers import SandboxConfig, WorkerPool
 from peeros.config import PeerSettings
+from peeros.db import PeerDB
 from peeros.errors import BadRequest, Unavailable
 from peeros.fsutil import write_json, write_private
 from peeros.net.client import ClusterClient
@@ -33,13 +41,27 @@ from peeros.peer import local_api, routes
 from peeros.peer.enroll import enroll
 from peeros.peer.load import LoadSampler
 from peeros.peer.membership import Membership
-from peeros.protocol import Heartbeat, PeerList, PeerStatus
+from peeros.protocol import (
+    ExecuteRequest,
+    ExecuteResponse,
+    Heartbeat,
+    HistoryResponse,
+    PeerList,
+    PeerStatus,
+    Placement,
+    PlacementRequest,
+    Placements,
+    SchedState,
+)
 from peeros.security import identity, pki
 
 log = logging.getLogger(__name__)
 
 API_INFO = "api.json"
 API_TOKEN = "api.token"
+DB_FILE = "peer.db"
+#: Task bodies (batches, pickled callables) may be large; JSON control bodies are not.
+MAX_TASK_BODY = 64 << 20
 
 
 def load_or_create_api_token(data_dir: Path) -> str:
@@ -64,7 +86,41 @@ class PeerNode:
         self.address = ""
         self.api_url = ""
         self.membership: Membership | None = None
-        self.load = LoadSampler(self.data_dir, settings.slots)
+        self.client: ClusterClient | None = None
+        max_workers = settings.max_workers or 4 * settings.slots + 4
+        self.pool = WorkerPool(
+            SandboxConfig(
+                hidden_paths=(self.data_dir.resolve(),),
+                default_memory_bytes=settings.task_memory_mb << 20,
+            ),
+            warm=settings.slots,
+            max_workers=max_workers,
+        )
+        self.scheduler = Scheduler(
+            self.pool,
+            settings.slots,
+            policy=settings.policy,
+            quantum=settings.quantum_ms / 1000,
+            aging=settings.aging,
+            max_started=max_workers,
+        )
+        self.db = PeerDB(self.data_dir / DB_FILE)
+        self.history = TaskHistory(self.db)
+        self.executor = Executor(
+            self.peer_id,
+            self.scheduler,
+            TaskQuota(settings.task_quota, settings.task_quota_window),
+        )
+        self.tasks = TaskService(
+            self.peer_id,
+            self.executor,
+            self.history,
+            ResultCache(settings.cache_entries, settings.cache_ttl),
+            self._place if settings.tracker else None,
+            self._remote_execute,
+            self._remote_cancel,
+        )
+        self.load = LoadSampler(self.data_dir, settings.slots, self.scheduler.counts)
 
     @property
     def peer_id(self) -> str:
@@ -105,7 +161,46 @@ class PeerNode:
             load=self.load.sample(),
             uptime=time.time() - self.started,
             known_peers=len(m._cached.peers) if m and m._cached else 0,
+            sandboxed=self.pool.sandboxed,
+            policy=self.scheduler.policy_name,
         )
+
+    async def _place(self, count: int, exclude: list[str]) -> list[Placement]:
+        assert self.client is not None and self.settings.tracker
+        req = PlacementRequest(count=count, exclude=exclude)
+        got: Placements = await self.client.request(
+            self.settings.tracker, "POST", "/v1/placement", req, Placements
+        )
+        return got.placements
+
+    async def _remote_execute(
+        self, address: str, req: ExecuteRequest, timeout: float
+    ) -> ExecuteResponse:
+        assert self.client is not None
+        resp: ExecuteResponse = await self.client.request(
+            address, "POST", "/v1/execute", req, ExecuteResponse, timeout=timeout
+        )
+        return resp
+
+    async def _remote_cancel(self, address: str, task_id: str) -> None:
+        assert self.client is not None
+        await self.client.request(address, "POST", f"/v1/tasks/{task_id}/cancel")
+
+    def sched_state(self) -> SchedState:
+        return SchedState(
+            **self.scheduler.snapshot(),
+            sandboxed=self.pool.sandboxed,
+            workers=self.pool.stats(),
+            cache=self.tasks.cache.stats(),
+        )
+
+    def history_report(self, limit: int) -> HistoryResponse:
+        return HistoryResponse(tasks=self.history.recent(limit), stats=self.history.stats())
+
+    async def _flush_history(self) -> None:
+        while True:
+            await asyncio.sleep(self.history.flush_every)
+            self.history.flush()
 
     async def peers(self) -> PeerList:
         if self.membership is None:
@@ -117,16 +212,18 @@ class PeerNode:
         creds = pki.Credentials.from_dir(self.data_dir)
         ca_cert = pki.load_cert_pem(creds.ca_pem)
         client = ClusterClient(pki.client_context(creds), self.settings.request_timeout)
+        self.client = client
         api_token = load_or_create_api_token(self.data_dir)
 
-        cluster_app = make_app([cluster_auth(ca_cert.subject)])
+        cluster_app = make_app([cluster_auth(ca_cert.subject)], MAX_TASK_BODY)
         cluster_app[routes.NODE] = self
         routes.add_routes(cluster_app)
-        api_app = make_app([bearer_auth(api_token)])
+        api_app = make_app([bearer_auth(api_token)], MAX_TASK_BODY)
         api_app[local_api.NODE] = self
         local_api.add_routes(api_app)
 
         runners: list[web.AppRunner] = []
+        await self.pool.start()
         try:
             runner, port = await start_site(
                 cluster_app, self.settings.host, self.settings.port, pki.server_context(creds)
@@ -155,7 +252,11 @@ class PeerNode:
             )
             log.info("peer %s: cluster %s, local API %s", self.peer_id, self.address, self.api_url)
             async with asyncio.TaskGroup() as tg:
-                background = []
+                background = [
+                    tg.create_task(self.scheduler.run()),
+                    tg.create_task(self.tasks.run()),
+                    tg.create_task(self._flush_history()),
+                ]
                 if self.membership is not None:
                     background.append(tg.create_task(self.membership.run()))
                 await stop.wait()
@@ -168,5 +269,7 @@ class PeerNode:
                 (self.data_dir / API_INFO).unlink()
             for runner in reversed(runners):
                 await runner.cleanup()
+            await self.pool.close()
+            self.history.close()
             await client.close()
             log.info("peer %s stopped", self.peer_id)

@@ -21,6 +21,7 @@ from peeros.protocol import (
     HeartbeatAck,
     Placement,
     PlacementRequest,
+    Placements,
     TrackerStatus,
 )
 from peeros.security.pki import ClusterCA, JoinToken, cert_pem
@@ -44,6 +45,7 @@ class TrackerService:
         self.clock = clock
         self.started = clock()
         self.address = ""
+        self.placements_served = 0
         records = [PeerRecord.from_row(r) for r in db.load_peers()]
         self.registry = Registry(dead_after, records)
 
@@ -81,11 +83,16 @@ class TrackerService:
             )
         return died
 
-    def place(self, req: PlacementRequest) -> Placement:
-        rec = self.registry.place(self.clock(), req.exclude)
-        if rec is None:
-            raise Unavailable("no live peer can take this task")
-        return Placement(peer_id=rec.peer_id, address=rec.address)
+    def place(self, req: PlacementRequest) -> Placements:
+        now = self.clock()
+        chosen = []
+        for _ in range(req.count):
+            rec = self.registry.place(now, req.exclude)
+            if rec is None:
+                raise Unavailable("no live peer can take this task")
+            chosen.append(Placement(peer_id=rec.peer_id, address=rec.address))
+        self.placements_served += req.count
+        return Placements(placements=chosen)
 
     def status(self) -> TrackerStatus:
         now = self.clock()
@@ -97,4 +104,5 @@ class TrackerService:
             peers_total=len(self.registry),
             uptime=now - self.started,
             schema_version=self.db.schema_version,
+            placements_served=self.placements_served,
         )

@@ -1,0 +1,113 @@
+"""Executor side of CPU sharing: running tasks that a cluster member (or this peer)
+asked for, in sandboxed workers that serve only that member.
+
+The member's peer id comes from its verified certificate; its quota is checked for the
+whole request before anything is queued; each task is re-validated here, since an
+executor does not trust an origin's checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+
+from peeros.compute.program import program_hash, validate_args, validate_program
+from peeros.compute.quotas import TaskQuota
+from peeros.compute.scheduler import Job, JobResult, Scheduler
+from peeros.compute.workers import TaskSpec
+from peeros.errors import BadRequest, Forbidden, NotFound, PeerOSError
+from peeros.protocol import ExecuteItem, TaskRequest, TaskResult
+
+
+def decode_payload(payload: str | None, where: str) -> bytes | None:
+    if payload is None:
+        return None
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"{where}payload is not valid base64: {exc}") from exc
+
+
+def check_request(req: TaskRequest | ExecuteItem, where: str = "") -> None:
+    """Static checks: a program that parses and defines the function, or a payload."""
+    if req.payload is not None:
+        if req.program is not None:
+            raise BadRequest(f"{where}give either program or payload, not both")
+        decode_payload(req.payload, where)
+        return
+    if req.program is None or req.function is None:
+        raise BadRequest(f"{where}a task needs program and function (or a payload)")
+    try:
+        validate_program(req.program, req.function)
+        validate_args(req.args)
+    except PeerOSError as exc:
+        raise type(exc)(where + exc.message) from exc
+
+
+class Executor:
+    """Runs tasks on this peer's scheduler on behalf of an owner (a peer id)."""
+
+    def __init__(self, peer_id: str, scheduler: Scheduler, quota: TaskQuota) -> None:
+        self.peer_id = peer_id
+        self.scheduler = scheduler
+        self.quota = quota
+
+    async def execute(self, origin: str, items: list[ExecuteItem]) -> list[TaskResult]:
+        for i, item in enumerate(items):
+            check_request(item, f"task {i}: " if len(items) > 1 else "")
+        self.quota.check_and_consume(origin, len(items))
+        results = await asyncio.gather(*(self.run_local(origin, item) for item in items))
+        return list(results)
+
+    def cancel_for(self, origin: str, task_id: str) -> None:
+        job = self.scheduler.jobs.get(task_id)
+        if job is None:
+            raise NotFound(f"task {task_id} is not running here")
+        if job.spec.owner != origin:
+            raise Forbidden("only the peer that submitted a task may cancel it")
+        self.scheduler.cancel(task_id)
+
+    async def run_local(self, owner: str, item: ExecuteItem) -> TaskResult:
+        spec = TaskSpec(
+            task_id=item.task_id,
+            owner=owner,
+            program=item.program,
+            function=item.function,
+            args=list(item.args),
+            payload=decode_payload(item.payload, ""),
+            memory_bytes=item.memory_mb << 20 if item.memory_mb else None,
+            cpu_seconds=item.timeout * 2 + 5,
+        )
+        job = Job(
+            task_id=item.task_id,
+            spec=spec,
+            priority=item.priority,
+            timeout=item.timeout,
+            expected=item.expected_time,
+            burst_key=program_hash(item.program or "", item.function or "", []),
+        )
+        try:
+            jr: JobResult = await self.scheduler.submit(job)
+        except PeerOSError as exc:
+            return TaskResult(
+                task_id=item.task_id, status="FAILED", error=exc.message, peer_id=self.peer_id
+            )
+        return self._to_result(jr)
+
+    def _to_result(self, jr: JobResult) -> TaskResult:
+        o = jr.outcome
+        payload = base64.b64encode(o.result_payload).decode() if o and o.result_payload else None
+        error = (o.error if o and o.error else None) or jr.error
+        return TaskResult(
+            task_id=jr.task_id,
+            status=jr.status,
+            result=o.result if o and jr.status == "DONE" else None,
+            result_payload=payload if jr.status == "DONE" else None,
+            error=None if jr.status == "DONE" else error,
+            traceback=o.traceback if o else None,
+            execution_time=jr.execution_time,
+            waiting_time=jr.waiting_time,
+            turnaround_time=jr.turnaround_time,
+            peer_id=self.peer_id,
+        )

@@ -1,0 +1,95 @@
+"""Task history and audit: rows buffered in memory, written in group commits (SPEC §2).
+
+A busy peer changes thousands of task states per second; one SQLite transaction per
+change would cap it far lower. :class:`TaskHistory` keeps the latest row per task in
+memory and writes them all in one transaction per :meth:`TaskHistory.flush`.
+
+Durability contract: the peer calls :meth:`~TaskHistory.flush` from a timer every
+``flush_every`` seconds and on shutdown (:meth:`~TaskHistory.close`), and
+:meth:`~TaskHistory.record` flushes by itself once a flush is overdue. A crash
+therefore loses at most about ``flush_every`` seconds of history rows, never a
+task's result (that is returned to the client separately). No asyncio here: a flush
+is a short synchronous SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from peeros.db import PeerDB
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+#: Flush early when this many distinct tasks are buffered, whatever the clock says.
+MAX_BUFFERED = 50_000
+
+
+class TaskHistory:
+    """Write-behind buffer of task rows in front of :class:`PeerDB`."""
+
+    def __init__(self, db: PeerDB, flush_every: float = 0.2, clock: Clock = time.monotonic) -> None:
+        self.db = db
+        self.flush_every = flush_every
+        self._clock = clock
+        self._buffer: dict[str, dict[str, Any]] = {}
+        self._last_flush = clock()
+
+    @property
+    def pending(self) -> int:
+        """Rows recorded but not yet written."""
+        return len(self._buffer)
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Remember the current state of one task; the latest row per ``task_id`` wins.
+
+        Flushes first-hand if the timer is overdue or the buffer is full, so the loss
+        bound holds even if the peer's timer lags.
+        """
+        task_id = row["task_id"]
+        self._buffer.pop(task_id, None)  # re-insert: buffer order is last-update order
+        self._buffer[task_id] = dict(row)
+        if (
+            len(self._buffer) >= MAX_BUFFERED
+            or self._clock() - self._last_flush >= self.flush_every
+        ):
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every buffered row in one transaction; return how many.
+
+        If the write fails the rows stay buffered (and the error propagates), so the
+        next flush retries them.
+        """
+        self._last_flush = self._clock()
+        if not self._buffer:
+            return 0
+        rows = list(self._buffer.values())
+        self.db.record_tasks(rows)
+        self._buffer.clear()
+        log.debug("flushed %d task history rows", len(rows))
+        return len(rows)
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        """The latest row of one task, or None (flushes first, for one row shape)."""
+        if task_id in self._buffer:
+            self.flush()
+        return self.db.task(task_id)
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` most recently submitted tasks, newest first (flushes first)."""
+        self.flush()
+        return self.db.recent(limit)
+
+    def stats(self, since: float | None = None) -> dict[str, Any]:
+        """:meth:`PeerDB.stats` over everything recorded so far (flushes first)."""
+        self.flush()
+        return self.db.stats(since)
+
+    def close(self) -> None:
+        """Flush what is buffered; the peer calls this on shutdown. Leaves ``db`` open."""
+        self.flush()

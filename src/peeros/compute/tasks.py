@@ -1,0 +1,357 @@
+"""Task routing: where a task runs, retries, results, cancellation.
+
+*Origin* side (the peer the user submitted to): validate everything first (nothing is
+queued if any task of a batch is invalid), answer from the result cache when allowed,
+then confidential tasks go to the local scheduler and never touch the network, while the
+others are placed by the tracker (a whole batch in one request) and sent to each chosen
+peer in chunks. A failed attempt (error, timeout, or the executing peer dying) is
+retried elsewhere while retries remain; the caller gets exactly one result per task.
+
+The executor side (running tasks for a member) is :mod:`peeros.compute.execution`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from peeros.compute.cache import ResultCache
+from peeros.compute.execution import Executor, check_request
+from peeros.compute.history import TaskHistory
+from peeros.compute.program import program_hash
+from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable
+from peeros.protocol import (
+    CancelResponse,
+    ExecuteItem,
+    ExecuteRequest,
+    ExecuteResponse,
+    Placement,
+    TaskRequest,
+    TaskResult,
+    WaitResponse,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+KEEP_RESULTS = 100_000
+#: Extra seconds an origin waits for a remote chunk beyond the tasks' own timeouts.
+REMOTE_GRACE = 300.0
+
+Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
+
+
+@dataclass
+class Tracked:
+    """A task as its origin tracks it until the one final result exists."""
+
+    task_id: str
+    request: TaskRequest
+    submitted: float
+    attempts: int = 0
+    executor: str | None = None
+    failed_on: list[str] = field(default_factory=list)
+    result: TaskResult | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    cache_key: str | None = None
+
+
+class TaskService:
+    def __init__(
+        self,
+        peer_id: str,
+        executor: Executor,
+        history: TaskHistory,
+        cache: ResultCache,
+        place: Place | None,
+        remote_execute: Callable[[str, ExecuteRequest, float], Awaitable[ExecuteResponse]],
+        remote_cancel: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self.peer_id = peer_id
+        self.executor = executor
+        self.scheduler = executor.scheduler
+        self.quota = executor.quota
+        self.history = history
+        self.cache = cache
+        self.place = place
+        self.remote_execute = remote_execute
+        self.remote_cancel = remote_cancel
+        self.tracked: OrderedDict[str, Tracked] = OrderedDict()
+        self._addresses: dict[str, str] = {}
+        self._tg: asyncio.TaskGroup | None = None
+
+    async def run(self) -> None:
+        """Own the tasks that drive submissions (cancelled when the peer stops)."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            await asyncio.Event().wait()
+
+    # --- origin side -------------------------------------------------------------------
+
+    def submit(self, requests: list[TaskRequest]) -> list[str]:
+        for i, req in enumerate(requests):
+            check_request(req, f"task {i}: " if len(requests) > 1 else "")
+        if self._tg is None:
+            raise Unavailable("this peer is not accepting tasks yet")
+        self.quota.check_and_consume(self.peer_id, len(requests))
+        now = time.time()
+        ids: list[str] = []
+        local: list[Tracked] = []
+        placed: list[Tracked] = []
+        for req in requests:
+            t = Tracked(uuid.uuid4().hex, req, now)
+            self._remember(t)
+            ids.append(t.task_id)
+            if req.cache and req.program is not None and req.function is not None:
+                t.cache_key = program_hash(req.program, req.function, req.args)
+                hit = self.cache.get(t.cache_key)
+                if hit is not None:
+                    cached: TaskResult = hit.value
+                    self._complete(
+                        t,
+                        cached.model_copy(
+                            update={
+                                "task_id": t.task_id,
+                                "cached": True,
+                                "attempts": 0,
+                                "waiting_time": 0.0,
+                                "turnaround_time": 0.0,
+                                "origin": self.peer_id,
+                            }
+                        ),
+                    )
+                    continue
+            self._record(t, "QUEUED")
+            (local if req.confidential or self.place is None else placed).append(t)
+        if local:
+            self._tg.create_task(self._run_here(local))
+        if placed:
+            self._tg.create_task(self._place_and_run(placed))
+        return ids
+
+    def _remember(self, t: Tracked) -> None:
+        self.tracked[t.task_id] = t
+        while len(self.tracked) > KEEP_RESULTS:
+            oldest_id, oldest = next(iter(self.tracked.items()))
+            if not oldest.done.is_set():
+                break
+            del self.tracked[oldest_id]
+
+    async def _place_and_run(self, tasks: list[Tracked]) -> None:
+        assert self.place is not None
+        exclude = sorted({p for t in tasks for p in t.failed_on})
+        try:
+            placements = await self.place(len(tasks), exclude)
+        except Unavailable as exc:
+            log.warning("placement failed (%s); running %d task(s) here", exc, len(tasks))
+            await self._run_here(tasks)
+            return
+        groups: dict[str, list[Tracked]] = {}
+        for t, p in zip(tasks, placements, strict=True):
+            self._addresses[p.peer_id] = p.address
+            groups.setdefault(p.peer_id, []).append(t)
+        async with asyncio.TaskGroup() as tg:
+            for peer_id, group in groups.items():
+                for i in range(0, len(group), CHUNK):
+                    chunk = group[i : i + CHUNK]
+                    if peer_id == self.peer_id:
+                        tg.create_task(self._run_here(chunk))
+                    else:
+                        tg.create_task(self._run_remote(peer_id, chunk))
+
+    async def _run_here(self, tasks: list[Tracked]) -> None:
+        tasks = [t for t in tasks if not t.done.is_set()]
+        for t in tasks:
+            t.attempts += 1
+            t.executor = self.peer_id
+            self._record(t, "RUNNING")
+        results = await asyncio.gather(
+            *(self.executor.run_local(self.peer_id, self._item(t)) for t in tasks)
+        )
+        await self._settle(tasks, list(results))
+
+    async def _run_remote(self, peer_id: str, tasks: list[Tracked]) -> None:
+        tasks = [t for t in tasks if not t.done.is_set()]
+        for t in tasks:
+            t.attempts += 1
+            t.executor = peer_id
+            self._record(t, "RUNNING")
+        request = ExecuteRequest(tasks=[self._item(t) for t in tasks])
+        budget = max(t.request.timeout for t in tasks) * len(tasks) + REMOTE_GRACE
+        try:
+            response = await self.remote_execute(self._addresses[peer_id], request, budget)
+            results = response.results
+        except PeerOSError as exc:
+            log.warning("executing peer %s failed for %d task(s): %s", peer_id, len(tasks), exc)
+            results = [
+                TaskResult(
+                    task_id=t.task_id,
+                    status="FAILED",
+                    peer_id=peer_id,
+                    error=f"executing peer {peer_id} failed: {exc.message}",
+                )
+                for t in tasks
+            ]
+            for t in tasks:
+                t.failed_on.append(peer_id)
+        await self._settle(tasks, results)
+
+    async def _settle(self, tasks: list[Tracked], results: list[TaskResult]) -> None:
+        retry: list[Tracked] = []
+        for t, r in zip(tasks, results, strict=True):
+            if t.done.is_set():  # cancelled meanwhile: the first final result stands
+                continue
+            if r.status in ("FAILED", "TIMED_OUT") and t.attempts <= t.request.max_retries:
+                if r.peer_id and r.peer_id != self.peer_id and r.peer_id not in t.failed_on:
+                    t.failed_on.append(r.peer_id)  # prefer another peer next time
+                retry.append(t)
+                continue
+            self._complete(
+                t,
+                r.model_copy(
+                    update={
+                        "task_id": t.task_id,
+                        "attempts": t.attempts,
+                        "origin": self.peer_id,
+                        "turnaround_time": time.time() - t.submitted,
+                    }
+                ),
+            )
+        if retry:
+            local = [t for t in retry if t.request.confidential or self.place is None]
+            placed = [t for t in retry if t not in local]
+            async with asyncio.TaskGroup() as tg:
+                if local:
+                    tg.create_task(self._run_here(local))
+                if placed:
+                    tg.create_task(self._place_and_run(placed))
+
+    def _complete(self, t: Tracked, result: TaskResult) -> None:
+        t.result = result
+        t.done.set()
+        self._record(t, result.status)
+        if t.cache_key and result.status == "DONE" and not result.cached:
+            self.cache.put(t.cache_key, result)
+
+    def _item(self, t: Tracked) -> ExecuteItem:
+        data = t.request.model_dump(exclude={"confidential", "max_retries", "cache"})
+        return ExecuteItem(task_id=t.task_id, **data)
+
+    def _record(self, t: Tracked, status: str) -> None:
+        r = t.result
+        req = t.request
+        self.history.record(
+            {
+                "task_id": t.task_id,
+                "origin": self.peer_id,
+                "executor": t.executor,
+                "status": status,
+                "function": req.function or "<callable>",
+                "program_sha256": program_hash(
+                    req.program or req.payload or "", req.function or "", []
+                ),
+                "priority": req.priority,
+                "confidential": int(req.confidential),
+                "attempts": t.attempts,
+                "submitted_at": t.submitted,
+                "started_at": None,
+                "finished_at": time.time() if r is not None else None,
+                "execution_time": r.execution_time if r else None,
+                "waiting_time": r.waiting_time if r else None,
+                "turnaround_time": r.turnaround_time if r else None,
+                "error": r.error if r else None,
+            }
+        )
+
+    def get(self, task_id: str) -> TaskResult:
+        t = self.tracked.get(task_id)
+        if t is None:
+            row = self.history.task(task_id)
+            if row is None:
+                raise NotFound(f"no task {task_id} on this peer")
+            return TaskResult(
+                task_id=task_id,
+                status=row["status"],
+                error=row["error"],
+                peer_id=row["executor"],
+                origin=row["origin"],
+                attempts=row["attempts"],
+                execution_time=row["execution_time"],
+                waiting_time=row["waiting_time"],
+                turnaround_time=row["turnaround_time"],
+            )
+        if t.result is not None:
+            return t.result
+        return TaskResult(
+            task_id=task_id,
+            status="RUNNING" if t.attempts else "QUEUED",
+            peer_id=t.executor,
+            origin=self.peer_id,
+            attempts=t.attempts,
+        )
+
+    async def wait(self, task_ids: list[str], timeout: float, wait_all: bool) -> WaitResponse:
+        tracked = []
+        for task_id in task_ids:
+            if task_id not in self.tracked:
+                self.get(task_id)  # raises NotFound for unknown ids
+            else:
+                tracked.append(self.tracked[task_id])
+        pending = [t for t in tracked if not t.done.is_set()]
+        if pending and timeout > 0:
+            waits = [asyncio.ensure_future(t.done.wait()) for t in pending]
+            try:
+                await asyncio.wait(
+                    waits,
+                    timeout=timeout,
+                    return_when=asyncio.ALL_COMPLETED if wait_all else asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for w in waits:
+                    w.cancel()
+        done = [
+            self.get(i) for i in task_ids if i not in self.tracked or self.tracked[i].done.is_set()
+        ]
+        return WaitResponse(
+            done=done,
+            pending=[
+                i for i in task_ids if i in self.tracked and not self.tracked[i].done.is_set()
+            ],
+        )
+
+    async def cancel(self, task_id: str) -> CancelResponse:
+        """Cancel a queued or running task. The caller sees CANCELLED at once; the
+        executing peer kills the task's sandbox (its CPU is free within a second)."""
+        t = self.tracked.get(task_id)
+        if t is None:
+            self.get(task_id)  # NotFound, or a task that finished long ago
+            raise BadRequest(f"task {task_id} has already finished")
+        if t.done.is_set():
+            assert t.result is not None
+            return CancelResponse(task_id=task_id, cancelled=False, status=t.result.status)
+        executor = t.executor
+        self._complete(
+            t,
+            TaskResult(
+                task_id=task_id,
+                status="CANCELLED",
+                error="cancelled",
+                origin=self.peer_id,
+                peer_id=executor,
+                attempts=t.attempts,
+                turnaround_time=time.time() - t.submitted,
+            ),
+        )
+        if executor is None or executor == self.peer_id:
+            self.scheduler.cancel(task_id)
+        else:
+            try:
+                await self.remote_cancel(self._addresses[executor], task_id)
+            except PeerOSError as exc:
+                log.warning("could not cancel %s on %s: %s", task_id, executor, exc)
+        return CancelResponse(task_id=task_id, cancelled=True, status="CANCELLED")

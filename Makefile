@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 LINT_PATHS := src tests conftest.py $(wildcard bench)
 
-.PHONY: run test check format bench clean system-deps
+.PHONY: run test check format bench clean system-deps screenshots
 
 $(VENV)/.installed-run: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ check: $(VENV)/.installed-test
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
+
+## screenshots: a small busy cluster, every dashboard page in chromium -> docs/screenshots/*.png
+screenshots: system-deps $(VENV)/.installed-test
+	$(BIN)/python scripts/screenshots.py --out docs/screenshots
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format $(LINT_PATHS)

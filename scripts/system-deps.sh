@@ -5,6 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
     bubblewrap   # sandboxed task workers (CPU sharing)
+    redis-tools  # redis-cli against the Redis-protocol front of the memory store
+    chromium     # the dashboard's browser tests (Playwright drives /usr/bin/chromium)
 )
 
 missing=()

@@ -6,6 +6,7 @@ test fails. Nothing sleeps to synchronise: :func:`wait_until` polls with a deadl
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from peeros.client import Client
 from peeros.launcher import LocalCluster, NodeProcess, start_peer, start_tracker, stop
 from peeros.net.client import ClusterClient
 from peeros.security import pki
@@ -75,6 +77,8 @@ class Nodes:
             wait=wait,
         )
         self.started.append(node)
+        if wait:  # ready means registered: the tracker has had its first heartbeat
+            wait_until(lambda: node.info["peer_id"] in registered(node.data_dir, address))
         return node
 
     def cluster(self, n_peers: int = 3, **kwargs: Any) -> LocalCluster:
@@ -85,6 +89,9 @@ class Nodes:
             peer_extra=kwargs.get("peer_extra", FAST_PEER),
             tracker_extra=kwargs.get("tracker_extra", FAST_TRACKER),
         )
+        # Ready means the tracker has heard from every peer, so placement sees them all.
+        with Client(data_dir=c.peers[0].data_dir) as client:
+            wait_until(lambda: sum(p.alive for p in client.peers()) == n_peers)
         return c
 
     def kill9(self, node: NodeProcess) -> None:
@@ -104,6 +111,20 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
         yield n
     finally:
         n.stop_all()
+
+
+def registered(data_dir: Path, tracker_address: str) -> set[str]:
+    """Peer ids the tracker lists, asked with the credentials of the node in ``data_dir``."""
+
+    async def fetch() -> set[str]:
+        client = member_client(data_dir)
+        try:
+            peers = await client.request(tracker_address, "GET", "/v1/peers")
+            return {p["peer_id"] for p in peers["peers"] if p["alive"]}
+        finally:
+            await client.close()
+
+    return asyncio.run(fetch())
 
 
 def token_of(tracker: NodeProcess) -> str:

@@ -22,9 +22,14 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from peeros.client_files import AsyncFiles, Files
+from peeros.client_ipc import AsyncIpc, Ipc
+from peeros.client_kernel import AsyncKernel, Kernel
+from peeros.client_memory import AsyncMemory, Memory
+from peeros.client_owned import AsyncOwned, Owned
 from peeros.config import default_data_dir
 from peeros.errors import BadRequest, PeerOSError, Unavailable
-from peeros.net.client import parse, raise_for_error
+from peeros.net.client import json_body, parse, raise_for_error
 from peeros.protocol import (
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
@@ -43,6 +48,10 @@ from peeros.protocol import (
 from peeros.taskcodec import decode_result, encode_call
 
 T = TypeVar("T")
+#: How long a submission waits for its results before falling back to polling.
+SUBMIT_WAIT = 20.0
+#: HTTP time allowed beyond a long-poll's own timeout.
+WAIT_SLACK = 10.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,16 @@ class AsyncClient:
         self.endpoint = resolve_endpoint(peer, token, data_dir)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        #: The peer's key-value store (``await client.memory.get("k")``).
+        self.memory = AsyncMemory(self)
+        #: Semaphores and queues (``await client.ipc.recv("q")``).
+        self.ipc = AsyncIpc(self)
+        #: Processes, allocator, Banker's state and deadlocks.
+        self.kernel = AsyncKernel(self)
+        #: Files on the peer (``await client.files.put("name", path)``).
+        self.files = AsyncFiles(self)
+        #: Owned files, encrypted here and held by other peers (``client.owned.upload``).
+        self.owned = AsyncOwned(self)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -111,11 +130,16 @@ class AsyncClient:
             )
         return self._session
 
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
+    async def request(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> Any:
+        """``timeout``: total seconds for this request (default: the client's)."""
         url = self.endpoint.url + path
         kwargs: dict[str, Any] = {}
         if body is not None:
-            kwargs["json"] = body
+            kwargs.update(json_body(json.dumps(body).encode()))
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
             async with self._get_session().request(method, url, **kwargs) as resp:
                 await raise_for_error(resp)
@@ -125,7 +149,7 @@ class AsyncClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unavailable(
                 f"cannot reach the peer's local API at {self.endpoint.url}: "
-                f"{exc or type(exc).__name__}; is the peer running?"
+                f"{str(exc) or type(exc).__name__}; is the peer running?"
             ) from exc
 
     async def status(self) -> PeerStatus:
@@ -138,21 +162,34 @@ class AsyncClient:
 
     async def submit_requests(self, requests: list[TaskRequest]) -> list[str]:
         """Submit tasks; returns their ids at once (nothing is queued if any is invalid)."""
+        return (await self._submit(requests, 0.0)).task_ids
+
+    async def _submit(self, requests: list[TaskRequest], wait: float) -> Submitted:
+        query = f"?wait={wait:g}" if wait > 0 else ""
+        timeout = self._timeout.total + wait if self._timeout.total and wait else None
         if len(requests) == 1:
             body = requests[0].model_dump(mode="json", exclude_defaults=True)
-            data = await self.request("POST", "/v1/tasks", body)
+            data = await self.request("POST", "/v1/tasks" + query, body, timeout)
         else:
             batch = BatchRequest(tasks=requests)
-            data = await self.request("POST", "/v1/tasks/batch", batch.model_dump(mode="json"))
-        return parse(Submitted, data, self.endpoint.url).task_ids
+            data = await self.request(
+                "POST", "/v1/tasks/batch" + query, batch.model_dump(mode="json"), timeout
+            )
+        return parse(Submitted, data, self.endpoint.url)
+
+    async def run(self, requests: list[TaskRequest]) -> list[TaskResult]:
+        """Submit and wait for every result, in one round trip when the tasks are quick."""
+        submitted = await self._submit(requests, SUBMIT_WAIT)
+        if submitted.results:
+            return submitted.results
+        return await self.results(submitted.task_ids)
 
     async def wait(
         self, task_ids: list[str], timeout: float = 30.0, all: bool = False
     ) -> WaitResponse:
         body = {"task_ids": task_ids, "timeout": timeout, "all": all}
-        return parse(
-            WaitResponse, await self.request("POST", "/v1/tasks/wait", body), self.endpoint.url
-        )
+        data = await self.request("POST", "/v1/tasks/wait", body, timeout + WAIT_SLACK)
+        return parse(WaitResponse, data, self.endpoint.url)
 
     async def results(self, task_ids: list[str]) -> list[TaskResult]:
         """Wait until every task has its final result; results in the order of ``task_ids``."""
@@ -175,14 +212,12 @@ class AsyncClient:
         """Run ``function(*args)`` from ``program`` and wait for its result (never raises
         for a task failure: look at ``status``, ``error`` and ``traceback``)."""
         req = TaskRequest(program=program, function=function, args=list(args or []), **options)
-        (task_id,) = await self.submit_requests([req])
-        (result,) = await self.results([task_id])
+        (result,) = await self.run([req])
         return result
 
     async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a callable on the cluster and return its value (raises TaskError on failure)."""
-        (task_id,) = await self.submit_requests([encode_call(fn, args, kwargs)])
-        (result,) = await self.results([task_id])
+        (result,) = await self.run([encode_call(fn, args, kwargs)])
         return decode_result(result)
 
     async def map(self, fn: Any, *iterables: Any, **options: Any) -> list[Any]:
@@ -190,8 +225,7 @@ class AsyncClient:
         requests = [encode_call(fn, xs, {}, options) for xs in zip(*iterables, strict=False)]
         if not requests:
             return []
-        ids = await self.submit_requests(requests)
-        return [decode_result(r) for r in await self.results(ids)]
+        return [decode_result(r) for r in await self.run(requests)]
 
     async def cancel(self, task_id: str) -> CancelResponse:
         data = await self.request("POST", f"/v1/tasks/{task_id}/cancel")
@@ -242,6 +276,15 @@ class Client:
     ) -> None:
         self._async = AsyncClient(peer, token, data_dir, timeout)
         self._executor: Any = None
+        #: The peer's key-value store as a mapping: ``client.memory["k"] = v``.
+        self.memory = Memory(self._async.memory, self._run)
+        #: Semaphores and queues: ``client.ipc.send("q", msg)``, ``.on(peer).sem_wait(...)``.
+        self.ipc = Ipc(self._async.ipc, self._run)
+        self.kernel = Kernel(self._async.kernel, self._run)
+        #: Files on the peer: ``client.files.put("name", path)``, ``.on(peer).get(...)``.
+        self.files = Files(self._async.files, self._run)
+        #: Owned files: ``client.owned.upload(path)``, ``.download(name, save)``.
+        self.owned = Owned(self._async.owned, self._run)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="peeros-client", daemon=True

@@ -42,6 +42,8 @@ class TrackerSettings:
     sweep_interval: float = 1.0
     #: Extra names/addresses to put in the tracker certificate (besides host and 127.0.0.1).
     cert_hosts: tuple[str, ...] = ()
+    #: Live copies the coordinator keeps of every shared file (1 = no replication).
+    share_replicas: int = 2
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,31 @@ class PeerSettings:
     task_memory_mb: int = 1024
     #: Sandboxed worker processes at most (running + paused tasks).
     max_workers: int = 0
+    #: Contiguous task-memory pool (MB) that ``memory_mb`` reservations come from.
+    memory_pool_mb: int = 4096
+    #: Placement policy of that pool: first, best, worst or next fit.
+    alloc_policy: str = "first"
+    #: Named resources for the Banker's algorithm (besides cpu and memory_mb).
+    resources: dict[str, int] = field(default_factory=dict)
+    #: Redis-protocol port on 127.0.0.1 for the memory store (0 = any free port, None = off).
+    resp_port: int | None = 0
+    #: Memory quotas per requesting peer (keys, bytes) and the largest value.
+    mem_max_keys: int = 100_000
+    mem_max_bytes: int = 256 << 20
+    mem_max_value_bytes: int = 64 << 20
+    #: Largest file a peer stores (``put-file``); bigger uploads get 413 and leave nothing.
+    max_file_bytes: int = 4 << 30
+    #: Bytes of owned-file ciphertext this peer holds per owner; more gets 429.
+    owned_quota_bytes: int = 1 << 30
+    #: Shared folder (``--share``); None means ``<data_dir>/shared``. ``downloaded/`` and
+    #: ``replicated/`` sit beside it.
+    share_dir: str | None = None
+    #: Seconds between rescans of the shared folders.
+    rescan_interval: float = 30.0
+    #: Chunk size of the files this peer serves (unit of multi-source downloads).
+    share_chunk_bytes: int = 4 << 20
+    #: Flooding mode: neighbours (HOST:PORT) to greet at start; more are learned.
+    neighbors: tuple[str, ...] = ()
 
 
 _ENV_PREFIX = "PEEROS_"

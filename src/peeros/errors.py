@@ -7,6 +7,7 @@
     ├── Unauthorized                 401  missing or wrong local API token
     ├── Forbidden                    403  not allowed: wrong join token, not the owner
     ├── NotFound                     404  no such route, key, file, task or peer
+    ├── Timeout                      408  a blocking operation (IPC wait) ran out of time
     ├── Conflict                     409  the request contradicts the current state
     ├── PayloadTooLarge              413  a body or value over its configured limit
     ├── QuotaExceeded                429  over a per-peer quota; nothing was changed
@@ -57,6 +58,11 @@ class NotFound(PeerOSError):
     code = "not_found"
 
 
+class Timeout(PeerOSError):
+    status = 408
+    code = "timeout"
+
+
 class Conflict(PeerOSError):
     status = 409
     code = "conflict"
@@ -86,6 +92,7 @@ _BY_CODE: dict[str, type[PeerOSError]] = {
         Unauthorized,
         Forbidden,
         NotFound,
+        Timeout,
         Conflict,
         PayloadTooLarge,
         QuotaExceeded,
@@ -99,6 +106,7 @@ _BY_STATUS: dict[int, type[PeerOSError]] = {
     403: Forbidden,
     404: NotFound,
     405: BadRequest,
+    408: Timeout,
     409: Conflict,
     413: PayloadTooLarge,
     429: QuotaExceeded,

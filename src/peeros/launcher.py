@@ -118,6 +118,28 @@ def start_peer(
     return node
 
 
+def start_dashboard(
+    data_dir: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    log_dir: Path | None = None,
+    wait: bool = True,
+) -> NodeProcess:
+    """The web dashboard of the peer in ``data_dir``; ready once it wrote dashboard.json."""
+    (data_dir / "dashboard.json").unlink(missing_ok=True)
+    args = ["dashboard", "--data-dir", str(data_dir), "--port", str(port), "--host", host]
+    node = _spawn("dashboard", args, data_dir, log_dir)
+    if wait:
+        wait_for_info(node, "dashboard.json")
+    return node
+
+
+def dashboard_login_url(node: NodeProcess) -> str:
+    """The URL with the token that logs a browser in (as the dashboard prints it)."""
+    token = (node.data_dir / "dashboard.token").read_text().strip()
+    return f"{node.info['url']}?token={token}"
+
+
 def stop(nodes: list[NodeProcess], timeout: float = 4.0) -> None:
     """SIGTERM every node, then SIGKILL whatever is still running after ``timeout``."""
     for node in nodes:

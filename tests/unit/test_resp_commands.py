@@ -90,9 +90,25 @@ def test_auth_arity_and_syntax(anon: Client) -> None:
 
 
 def test_quit_and_hello_work_unauthenticated(anon: Client) -> None:
-    assert anon("HELLO", "3") == b"-NOPROTO sorry, this protocol version is not supported.\r\n"
+    assert anon("HELLO", "3").startswith(b"-NOAUTH HELLO must be called with the client already")
+    assert anon("HELLO", "4") == b"-NOPROTO sorry, this protocol version is not supported.\r\n"
+    assert anon("HELLO", "3", "AUTH", "default", "wrong") == WRONGPASS
+    assert anon.session.protocol == 2 and not anon.session.authenticated
     assert anon("QUIT") == b"+OK\r\n"
     assert anon.session.closing
+
+
+def test_hello_3_with_auth_switches_to_resp3_nulls(anon: Client) -> None:
+    """redis-py 8 opens every connection with ``HELLO 3 AUTH default <password>``."""
+    reply = anon("HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "app")
+    assert reply.startswith(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n")
+    assert b"$5\r\nproto\r\n:3\r\n" in reply
+    assert anon.session.authenticated and anon.session.protocol == 3
+    assert anon("GET", "missing") == b"_\r\n"
+    anon("SET", "a", "$-1\r\n")  # a value that looks like a RESP2 null stays intact
+    assert anon("MGET", "a", "missing") == b"*2\r\n$5\r\n$-1\r\n\r\n_\r\n"
+    assert anon("HELLO", "2").startswith(b"*14\r\n")
+    assert anon("GET", "missing") == b"$-1\r\n"
 
 
 def test_unknown_command_and_arity_come_before_auth(anon: Client) -> None:

@@ -8,9 +8,17 @@ import sys
 import click
 
 from peeros import __version__
+from peeros.cli.ca import ca
 from peeros.cli.cluster import peers, status
+from peeros.cli.dashboard import dashboard
+from peeros.cli.files import get_file, list_files, put_file, rm_file
+from peeros.cli.ipc import ipc
+from peeros.cli.kernel import alloc, deadlock, proc
+from peeros.cli.memory import del_mem, get_mem, keys, set_mem
 from peeros.cli.nodes import peer, token, tracker
+from peeros.cli.owned import owned
 from peeros.cli.sched import sched
+from peeros.cli.share import download, list_shared, lookup, search, share, stats
 from peeros.cli.tasks import batch, cancel, cpu, history
 from peeros.cli.up import up
 from peeros.errors import PeerOSError
@@ -22,7 +30,16 @@ def cli() -> None:
     """PeerOS: share CPU, memory and disk across a group of machines."""
 
 
-for command in (tracker, peer, up, token, status, peers, cpu, batch, cancel, history, sched):
+for command in (
+    *(tracker, peer, up, token, status, peers),
+    *(cpu, batch, cancel, history, sched),
+    *(set_mem, get_mem, del_mem, keys),
+    *(proc, deadlock, alloc, ipc),
+    *(put_file, get_file, list_files, rm_file),
+    owned,
+    dashboard,
+    *(share, list_shared, lookup, download, stats, search, ca),
+):
     cli.add_command(command)
 
 

@@ -33,6 +33,10 @@ def status(client: Client, as_json: bool) -> None:
         f"{st.load.slots} slots, CPU {st.load.cpu_percent:.0f}%, "
         f"{human_bytes(st.load.mem_free)} memory free, {human_bytes(st.load.disk_free)} disk free",
         f"known peers    {st.known_peers}",
+        f"tasks          policy {st.policy}, "
+        f"{'sandboxed (bubblewrap)' if st.sandboxed else 'NOT sandboxed (rlimits only)'}",
+        f"memory         {st.memory_keys} keys, {st.memory_store}; "
+        f"Redis protocol {st.resp_address or 'off'}",
         f"uptime         {st.uptime:.0f}s   version {st.version}",
     ]
     click.echo("\n".join(lines))

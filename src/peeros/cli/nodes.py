@@ -56,6 +56,13 @@ def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> floa
 @click.option(
     "--cert-host", multiple=True, help="Extra host name or IP for the tracker's certificate."
 )
+@click.option(
+    "--share-replicas",
+    type=click.IntRange(1, 100),
+    default=2,
+    show_default=True,
+    help="Live copies kept of every shared file (1 = no replication).",
+)
 @log_option
 def tracker(
     host: str,
@@ -63,6 +70,7 @@ def tracker(
     data_dir: Path | None,
     dead_after: float,
     cert_host: tuple[str, ...],
+    share_replicas: int,
     log_level: str,
 ) -> None:
     """Run a tracker: registry, placement and the cluster CA."""
@@ -77,6 +85,7 @@ def tracker(
             dead_after=dead_after,
             sweep_interval=min(1.0, dead_after / 4),
             cert_hosts=cert_host,
+            share_replicas=share_replicas,
         )
     )
     _ca, token = prepare(settings)
@@ -86,6 +95,28 @@ def tracker(
         await run_tracker(settings, stop)
 
     run_until_signal(main)
+
+
+def _parse_neighbors(value: str) -> tuple[str, ...]:
+    from peeros.protocol import ADDRESS_RE
+
+    found = tuple(v.strip() for v in value.split(",") if v.strip())
+    for v in found:
+        if not ADDRESS_RE.match(v):
+            raise click.BadParameter(
+                f"expected HOST:PORT, got {v[:60]!r}", param_hint="--neighbors"
+            )
+    return found
+
+
+def _parse_resources(items: tuple[str, ...]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for item in items:
+        name, sep, count = item.partition("=")
+        if not sep or not name or not count.isdigit():
+            raise click.BadParameter(f"expected NAME=N, got {item!r}", param_hint="--resource")
+        found[name] = int(count)
+    return found
 
 
 @click.command()
@@ -148,6 +179,84 @@ def tracker(
     default=0,
     help="Sandboxed workers at most (0 = 4 x slots + 4).",
 )
+@click.option(
+    "--resp-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Redis-protocol port for the memory store on 127.0.0.1 (0 = any free port).",
+)
+@click.option("--no-resp", is_flag=True, help="Do not serve the Redis protocol.")
+@click.option(
+    "--mem-max-keys",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Keys each requesting peer may hold in this store.",
+)
+@click.option(
+    "--mem-max-mb",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    help="MiB each requesting peer may hold in this store.",
+)
+@click.option(
+    "--max-file-mb",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="Largest file this peer stores (put-file), in MiB.",
+)
+@click.option(
+    "--owned-quota-mb",
+    type=click.IntRange(0),
+    default=1024,
+    show_default=True,
+    help="Owned-file ciphertext this peer holds per owner, in MiB.",
+)
+@click.option(
+    "--memory-pool-mb",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="Task memory pool that --memory-mb reservations come from.",
+)
+@click.option(
+    "--alloc-policy",
+    type=click.Choice(["first", "best", "worst", "next"]),
+    default="first",
+    show_default=True,
+)
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    metavar="NAME=N",
+    help="A named resource for the Banker's algorithm (repeatable).",
+)
+@click.option("--web-ui", is_flag=True, help="Also serve the web dashboard (a child process).")
+@click.option("--web-port", default=5000, show_default=True, callback=_port, help="0 = any.")
+@click.option("--web-host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--share",
+    "share_dir",
+    type=click.Path(file_okay=False),
+    help="Folder to share (default <data dir>/shared; downloaded/ and replicated/ beside it).",
+)
+@click.option(
+    "--neighbors",
+    metavar="HOST:PORT,...",
+    default="",
+    help="Flooding mode: neighbour peers to greet (more are learned from them).",
+)
+@click.option(
+    "--rescan-interval",
+    default=30.0,
+    show_default=True,
+    callback=_positive,
+    help="Seconds between rescans of the shared folders.",
+)
 @log_option
 def peer(
     tracker_addr: str | None,
@@ -166,6 +275,21 @@ def peer(
     cache_ttl: float,
     task_memory_mb: int,
     max_workers: int,
+    resp_port: int,
+    no_resp: bool,
+    mem_max_keys: int,
+    mem_max_mb: int,
+    max_file_mb: int,
+    owned_quota_mb: int,
+    memory_pool_mb: int,
+    alloc_policy: str,
+    resources: tuple[str, ...],
+    web_ui: bool,
+    web_port: int,
+    web_host: str,
+    share_dir: str | None,
+    rescan_interval: float,
+    neighbors: str,
     log_level: str,
 ) -> None:
     """Run a peer: lend this machine's CPU, memory and disk to the cluster."""
@@ -190,11 +314,31 @@ def peer(
         cache_ttl=cache_ttl,
         task_memory_mb=task_memory_mb,
         max_workers=max_workers,
+        resp_port=None if no_resp else resp_port,
+        mem_max_keys=mem_max_keys,
+        mem_max_bytes=mem_max_mb << 20,
+        max_file_bytes=max_file_mb << 20,
+        owned_quota_bytes=owned_quota_mb << 20,
+        memory_pool_mb=memory_pool_mb,
+        alloc_policy=alloc_policy,
+        resources=_parse_resources(resources),
+        share_dir=str(Path(share_dir).resolve()) if share_dir else None,
+        rescan_interval=rescan_interval,
+        neighbors=_parse_neighbors(neighbors),
     )
     if slots:
         settings = dataclasses.replace(settings, slots=slots)
     node = PeerNode(env_override(settings))
-    run_until_signal(node.run)
+    if not web_ui:
+        run_until_signal(node.run)
+        return
+    from peeros.dashboard.child import spawn_dashboard, stop_dashboard
+
+    dashboard = spawn_dashboard(node.data_dir, web_host, web_port)
+    try:
+        run_until_signal(node.run)
+    finally:
+        stop_dashboard(dashboard)
 
 
 @click.command()

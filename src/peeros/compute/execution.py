@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
+from collections.abc import Callable
 
+from peeros.compute.jobs import Job, JobResult
 from peeros.compute.program import program_hash, validate_args, validate_program
 from peeros.compute.quotas import TaskQuota
-from peeros.compute.scheduler import Job, JobResult, Scheduler
+from peeros.compute.scheduler import Scheduler
 from peeros.compute.workers import TaskSpec
 from peeros.errors import BadRequest, Forbidden, NotFound, PeerOSError
 from peeros.protocol import ExecuteItem, TaskRequest, TaskResult
@@ -39,10 +42,16 @@ def check_request(req: TaskRequest | ExecuteItem, where: str = "") -> None:
     if req.program is None or req.function is None:
         raise BadRequest(f"{where}a task needs program and function (or a payload)")
     try:
-        validate_program(req.program, req.function)
+        _validate_program(req.program, req.function)
         validate_args(req.args)
     except PeerOSError as exc:
         raise type(exc)(where + exc.message) from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _validate_program(program: str, function: str) -> None:
+    """Batches repeat one program thousands of times: parse it once."""
+    validate_program(program, function)
 
 
 class Executor:
@@ -52,6 +61,8 @@ class Executor:
         self.peer_id = peer_id
         self.scheduler = scheduler
         self.quota = quota
+        #: Refuses a job that could never be admitted (set by the kernel service).
+        self.validate: Callable[[Job], None] | None = None
 
     async def execute(self, origin: str, items: list[ExecuteItem]) -> list[TaskResult]:
         for i, item in enumerate(items):
@@ -86,8 +97,16 @@ class Executor:
             timeout=item.timeout,
             expected=item.expected_time,
             burst_key=program_hash(item.program or "", item.function or "", []),
+            name=item.function or "task",
+            parent=item.parent,
+            group=item.group,
+            claims=dict(item.claims),
+            holds=dict(item.holds),
+            memory_mb=item.memory_mb,
         )
         try:
+            if self.validate is not None:
+                self.validate(job)
             jr: JobResult = await self.scheduler.submit(job)
         except PeerOSError as exc:
             return TaskResult(

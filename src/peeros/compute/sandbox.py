@@ -40,6 +40,7 @@ import builtins
 import ctypes
 import hashlib
 import io
+import itertools
 import json
 import os
 import resource
@@ -47,6 +48,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -335,6 +337,41 @@ def cleanup() -> tuple[str | None, str | None]:
     if threads > 1:
         recycle = f"the task left {threads - 1} thread(s) running"
     return note, recycle
+
+
+class SyscallError(Exception):
+    """A system call the peer refused or that failed; the message says why."""
+
+
+_syscall_lock = threading.Lock()
+_syscall_seq = itertools.count(1)
+
+
+def peeros_syscall(op: str, args: dict[str, Any]) -> Any:
+    """Ask the peer to do something for the running task (``peeros.task`` calls this).
+
+    The request and its answer travel on the worker's own pipe, the only channel out of
+    the sandbox. Only the task's own process may call (a forked child has no pipe), and
+    only while a task runs. Blocking calls (a semaphore wait, a child's result) block
+    here; meanwhile the peer counts the task as WAITING and gives its CPU slot away.
+    """
+    if not _State.in_task or os.getpid() != _State.worker_pid or _State.proto_out is None:
+        raise SyscallError("peeros.task calls are only possible from a running task's process")
+    assert _State.proto_in is not None
+    with _syscall_lock:
+        seq = next(_syscall_seq)
+        line = json.dumps({"syscall": op, "args": args, "seq": seq}, allow_nan=False)
+        _State.proto_out.write(line.encode() + b"\n")
+        _State.proto_out.flush()
+        answer = _State.proto_in.readline()
+    if not answer:
+        raise SyscallError("the peer closed the channel")
+    reply = json.loads(answer)
+    if reply.get("sysret") != seq:
+        raise SyscallError(f"unexpected answer to system call {op!r}")
+    if reply.get("error") is not None:
+        raise SyscallError(reply["error"])
+    return reply.get("result")
 
 
 def _serve() -> int:

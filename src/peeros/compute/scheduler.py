@@ -18,59 +18,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from peeros.compute.workers import Execution, TaskOutcome, TaskSpec, WorkerPool
+from peeros.compute.jobs import Hooks, Job, JobResult, Status
+from peeros.compute.readyqueue import ReadyQueue
+from peeros.compute.workers import Execution, TaskOutcome, WorkerPool
 from peeros.errors import BadRequest, PeerOSError
 from peeros.kernel.scheduling import Policy, SchedulingError, Task, exponential_average, make_policy
 
 log = logging.getLogger(__name__)
 
-Status = Literal["DONE", "FAILED", "TIMED_OUT", "CANCELLED"]
 GANTT_KEEP = 500
 DEFAULT_BURST = 1.0
-
-
-@dataclass
-class Job:
-    """A task as the scheduler tracks it."""
-
-    task_id: str
-    spec: TaskSpec
-    priority: int = 0
-    timeout: float = 60.0
-    expected: float | None = None  # declared run time (SJF); None = learn it
-    burst_key: str = ""  # what SJF learns run times by (program + function)
-    order: int = 0
-    submitted: float = 0.0
-    enqueued: float = 0.0
-    ticket: int = 0
-    execution: Execution | None = None
-    used: float = 0.0
-    stint_start: float | None = None
-    stint: int = 0
-    slot: int | None = None
-    first_start: float | None = None
-    kill_status: Status | None = None
-    timer: asyncio.TimerHandle | None = None
-    qtimer: asyncio.TimerHandle | None = None
-    future: asyncio.Future[JobResult] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-@dataclass(frozen=True)
-class JobResult:
-    task_id: str
-    status: Status
-    outcome: TaskOutcome | None
-    execution_time: float
-    waiting_time: float
-    turnaround_time: float
-    started_at: float | None
-    finished_at: float
-    error: str | None = None
 
 
 class Scheduler:
@@ -92,7 +51,9 @@ class Scheduler:
         self.aging = aging
         self.policy_name = policy
         self.policy: Policy = make_policy(policy, quantum=quantum, aging=aging)
-        self.ready: list[Job] = []
+        self.ready = ReadyQueue(self._static_key)
+        #: Jobs holding a worker (running, paused or blocked): bounded by max_started.
+        self._n_started = 0
         self.running: dict[int, Job] = {}
         self.jobs: dict[str, Job] = {}
         self._events: deque[tuple[str, Any]] = deque()
@@ -108,6 +69,7 @@ class Scheduler:
         self._first_submit: float | None = None
         self._last_finish: float | None = None
         self._wall_offset = time.time() - clock()
+        self.hooks: Hooks | None = None
 
     # --- requests (any coroutine) ------------------------------------------------------
 
@@ -119,8 +81,33 @@ class Scheduler:
         self.jobs[job.task_id] = job
         if self._first_submit is None:
             self._first_submit = now
+        self._state(job, "NEW")
         self._post("submit", job)
         return job.future
+
+    def block(self, task_id: str, waiting_on: str) -> None:
+        """The job entered a blocking system call: RUNNING → WAITING, its slot is freed."""
+        job = self.jobs.get(task_id)
+        if job is not None:
+            self._post("block", (job, waiting_on))
+
+    def wake(self, task_id: str) -> asyncio.Future[None]:
+        """WAITING → READY; the future completes when the job is dispatched again."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        job = self.jobs.get(task_id)
+        if job is None:
+            fut.set_result(None)
+        else:
+            self._post("wake", (job, fut))
+        return fut
+
+    def kick(self) -> None:
+        """Resources came back: try the jobs that were held back again."""
+        self._post("policy", None)
+
+    def _state(self, job: Job, state: str) -> None:
+        if self.hooks is not None:
+            self.hooks.on_state(job, state)
 
     def cancel(self, task_id: str) -> bool:
         if task_id not in self.jobs:
@@ -158,7 +145,10 @@ class Scheduler:
                 while True:
                     await self._kick.wait()
                     self._kick.clear()
-                    await self._dispatch()
+                    try:
+                        await self._dispatch()
+                    except Exception:  # one bad event must not take the peer down
+                        log.exception("scheduler: error while dispatching; going on")
             finally:
                 for job in list(self.jobs.values()):
                     if job.execution is not None:
@@ -179,9 +169,38 @@ class Scheduler:
         await self._fill()
 
     def _on_submit(self, job: Job) -> None:
-        self.ready.append(job)
+        self._enqueue(job)
+        self._state(job, "READY")
+
+    def _on_block(self, item: tuple[Job, str]) -> None:
+        job, waiting_on = item
+        if job.execution is None or job.blocked or job.task_id not in self.jobs:
+            return
+        if job.slot is not None:
+            self._end_stint(job)
+        elif job.task_id in self.ready:
+            # Preempted while its blocking call was on the way: it sleeps in the call,
+            # not on SIGSTOP. It was running when it called, so it goes on from there.
+            self._dequeue(job)
+            job.execution.resume()
+            self._state(job, "RUNNING")
+        job.blocked, job.waiting_on = True, waiting_on
+        self._state(job, "WAITING")
+
+    def _on_wake(self, item: tuple[Job, asyncio.Future[None]]) -> None:
+        job, fut = item
+        if not job.blocked or job.task_id not in self.jobs:
+            if not fut.done():
+                fut.set_result(None)
+            return
+        job.blocked, job.waiting_on, job.wake = False, None, fut
+        job.enqueued = self.clock()
+        job.ticket = next(self._tickets)
+        self._enqueue(job)
+        self._state(job, "READY")
 
     def _on_policy(self, _: None) -> None:
+        self.ready.rekey(self._static_key)  # the order is the new policy's
         for job in self.running.values():  # restart round-robin slices under the new policy
             self._arm_quantum(job)
 
@@ -190,7 +209,7 @@ class Scheduler:
         if job is None:
             return
         if job.execution is None:
-            self.ready.remove(job)
+            self._dequeue(job)
             self._finish(job, "CANCELLED", None, "cancelled before it started")
         else:
             job.kill_status = "CANCELLED"
@@ -215,8 +234,9 @@ class Scheduler:
         job, outcome = item
         if job.slot is not None:
             self._end_stint(job)
-        elif job in self.ready:
-            self.ready.remove(job)
+        elif job.task_id in self.ready:
+            self._dequeue(job)
+        job.blocked = False
         if outcome.status == "ok":
             status: Status = "DONE"
             if job.expected is None:
@@ -247,22 +267,30 @@ class Scheduler:
         )
 
     def _started(self) -> int:
-        return sum(1 for j in self.jobs.values() if j.execution is not None)
+        return self._n_started
 
     def _free_slot(self) -> int | None:
         return next((s for s in range(self.slots) if s not in self.running), None)
 
+    def _static_key(self, job: Job) -> Any:
+        return self.policy.static_key(self._view(job, self.clock()))
+
+    def _enqueue(self, job: Job) -> None:
+        self.ready.push(job)
+
+    def _dequeue(self, job: Job) -> None:
+        self.ready.remove(job)
+
     async def _preempt(self) -> None:
         if not self.policy.preemptive or not self.ready or self._free_slot() is not None:
             return
-        now = self.clock()
-        views = {self._view(j, now).name: j for j in self.ready}
-        best = self.policy.select([self._view(j, now) for j in self.ready], now)
+        best = self.ready.peek()
         if best is None:
             return
+        now = self.clock()
         worst = max(self.running.values(), key=lambda j: self.policy.key(self._view(j, now), now))
-        if self.policy.should_preempt(self._view(worst, now), best, now):
-            if views[best.name].execution is None and self._started() >= self.max_started:
+        if self.policy.should_preempt(self._view(worst, now), self._view(best, now), now):
+            if best.execution is None and self._started() >= self.max_started:
                 return
             self._pause(worst)
 
@@ -271,18 +299,28 @@ class Scheduler:
             slot = self._free_slot()
             if slot is None:
                 return
-            now = self.clock()
-            by_name = {j.task_id: j for j in self.ready}
-            chosen = self.policy.select([self._view(j, now) for j in self.ready], now)
-            assert chosen is not None
-            job = by_name[chosen.name]
-            if job.execution is None and self._started() >= self.max_started:
-                resumable = [j for j in self.ready if j.execution is not None]
-                if not resumable:
-                    return
-                job = resumable[0]
-            self.ready.remove(job)
+            job = self._next_admissible()
+            if job is None:
+                return
+            self._dequeue(job)
             await self._start(job, slot)
+
+    def _next_admissible(self) -> Job | None:
+        """The best ready job, by the policy, that may run now: a job that has not
+        started yet must be admitted (worker room, memory, a safe Banker's state). Jobs
+        held back keep their place in the queue."""
+        room = self._started() < self.max_started
+
+        def acceptable(job: Job) -> bool:
+            if job.execution is not None or job.admitted:
+                return True
+            if not room:
+                return False
+            job.held_reason = self.hooks.admit(job) if self.hooks is not None else None
+            job.admitted = job.held_reason is None
+            return job.admitted
+
+        return self.ready.first(acceptable)
 
     async def _start(self, job: Job, slot: int) -> None:
         now = self.clock()
@@ -292,15 +330,20 @@ class Scheduler:
         job.stint_start = now
         if job.first_start is None:
             job.first_start = now
+        self._state(job, "RUNNING")
         if job.execution is None:
             try:
                 job.execution = await self.pool.execute(job.spec)
+                self._n_started += 1
             except PeerOSError as exc:
                 self._end_stint(job)
                 self._finish(job, "FAILED", None, f"could not start a worker: {exc}")
                 return
             assert self._tg is not None
             self._tg.create_task(self._watch(job, job.execution))
+        elif job.wake is not None:
+            job.wake.set_result(None)  # return from the system call that blocked it
+            job.wake = None
         else:
             job.execution.resume()
         loop = asyncio.get_running_loop()
@@ -346,7 +389,8 @@ class Scheduler:
         self._end_stint(job)
         job.enqueued = self.clock()
         job.ticket = next(self._tickets)
-        self.ready.append(job)
+        self._enqueue(job)
+        self._state(job, "READY")
 
     async def _watch(self, job: Job, execution: Execution) -> None:
         outcome = await execution.wait()
@@ -357,7 +401,13 @@ class Scheduler:
     ) -> None:
         now = self.clock()
         self.jobs.pop(job.task_id, None)
+        if job.execution is not None:
+            self._n_started -= 1
         job.execution = None
+        if job.wake is not None and not job.wake.done():
+            job.wake.cancel()
+        if self.hooks is not None:
+            self.hooks.on_finish(job, status)
         turnaround = now - job.submitted
         waiting = max(turnaround - job.used, 0.0)
         self.completed += 1
@@ -392,10 +442,16 @@ class Scheduler:
                 {
                     "task_id": j.task_id,
                     "priority": j.priority,
-                    "paused": j.execution is not None,
+                    "paused": j.execution is not None and j.wake is None,
                     "waiting": round(now - j.enqueued, 4),
+                    "held": j.held_reason,
                 }
-                for j in self.ready
+                for j in self.ready.values()
+            ],
+            "blocked": [
+                {"task_id": j.task_id, "waiting_on": j.waiting_on}
+                for j in self.jobs.values()
+                if j.blocked
             ],
             "running": [
                 {

@@ -13,6 +13,8 @@ The executor side (running tasks for a member) is :mod:`peeros.compute.execution
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 import time
 import uuid
@@ -59,6 +61,17 @@ class Tracked:
     result: TaskResult | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cache_key: str | None = None
+    parent: str | None = None
+    group: str | None = None
+    #: Cluster address of the peer running the last attempt (None: this peer).
+    address: str | None = None
+    #: What the history records as the program's digest (computed once).
+    program_sha: str = ""
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TaskService:
@@ -93,7 +106,15 @@ class TaskService:
 
     # --- origin side -------------------------------------------------------------------
 
-    def submit(self, requests: list[TaskRequest]) -> list[str]:
+    def submit(
+        self,
+        requests: list[TaskRequest],
+        parent: str | None = None,
+        group: str | None = None,
+        on: str | None = None,
+    ) -> list[str]:
+        """Queue tasks; ``parent``/``group`` make them children of a task, and ``on`` (a
+        cluster address, already resolved) runs them there instead of asking the tracker."""
         for i, req in enumerate(requests):
             check_request(req, f"task {i}: " if len(requests) > 1 else "")
         if self._tg is None:
@@ -104,7 +125,8 @@ class TaskService:
         local: list[Tracked] = []
         placed: list[Tracked] = []
         for req in requests:
-            t = Tracked(uuid.uuid4().hex, req, now)
+            t = Tracked(uuid.uuid4().hex, req, now, parent=parent, group=group)
+            t.program_sha = _digest(req.program or req.payload or "")
             self._remember(t)
             ids.append(t.task_id)
             if req.cache and req.program is not None and req.function is not None:
@@ -128,6 +150,11 @@ class TaskService:
                     continue
             self._record(t, "QUEUED")
             (local if req.confidential or self.place is None else placed).append(t)
+        if on is not None and placed:
+            key = f"at:{on}"
+            self._addresses[key] = on
+            self._tg.create_task(self._run_remote(key, placed))
+            placed = []
         if local:
             self._tg.create_task(self._run_here(local))
         if placed:
@@ -169,6 +196,7 @@ class TaskService:
         for t in tasks:
             t.attempts += 1
             t.executor = self.peer_id
+            t.address = None
             self._record(t, "RUNNING")
         results = await asyncio.gather(
             *(self.executor.run_local(self.peer_id, self._item(t)) for t in tasks)
@@ -180,6 +208,7 @@ class TaskService:
         for t in tasks:
             t.attempts += 1
             t.executor = peer_id
+            t.address = self._addresses[peer_id]
             self._record(t, "RUNNING")
         request = ExecuteRequest(tasks=[self._item(t) for t in tasks])
         budget = max(t.request.timeout for t in tasks) * len(tasks) + REMOTE_GRACE
@@ -240,7 +269,7 @@ class TaskService:
 
     def _item(self, t: Tracked) -> ExecuteItem:
         data = t.request.model_dump(exclude={"confidential", "max_retries", "cache"})
-        return ExecuteItem(task_id=t.task_id, **data)
+        return ExecuteItem(task_id=t.task_id, parent=t.parent, group=t.group, **data)
 
     def _record(self, t: Tracked, status: str) -> None:
         r = t.result

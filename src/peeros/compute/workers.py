@@ -19,12 +19,13 @@ asyncio task owned by the pool and cancelled by :meth:`WorkerPool.close`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from peeros.compute.worker_protocol import (
     decode_outcome,
     encode_task,
 )
+from peeros.errors import PeerOSError
 
 __all__ = [
     "Execution",
@@ -54,6 +56,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+SyscallHandler = Callable[[str, str, str, dict[str, Any]], Awaitable[Any]]
+
+
 @dataclass(eq=False)
 class _Worker:
     process: WorkerProcess
@@ -65,8 +70,9 @@ class _Worker:
 class Execution:
     """A task handed to a worker: pause, resume or kill its whole sandbox; wait for it."""
 
-    def __init__(self, task_id: str, worker: _Worker, pool: WorkerPool) -> None:
+    def __init__(self, task_id: str, worker: _Worker, pool: WorkerPool, owner: str = "") -> None:
         self.task_id = task_id
+        self.owner = owner
         self._worker = worker
         self._pool = pool
         self._future: asyncio.Future[TaskOutcome] = asyncio.get_running_loop().create_future()
@@ -137,6 +143,8 @@ class WorkerPool:
         self._started = False
         self._closed = False
         self._argv: list[str] = []
+        #: ``(task_id, owner, op, args) -> result``: the peer's system-call handler.
+        self.syscall_handler: SyscallHandler | None = None
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
@@ -220,7 +228,7 @@ class WorkerPool:
             raise SandboxError("WorkerPool.start() was not called")
         line = encode_task(spec, self.config)
         worker = await self._acquire(spec.owner)
-        execution = Execution(spec.task_id, worker, self)
+        execution = Execution(spec.task_id, worker, self, spec.owner)
         worker.execution = execution
         try:
             await worker.process.send(line)
@@ -323,12 +331,42 @@ class WorkerPool:
         self._notify()
         return worker
 
+    async def _syscall(self, worker: _Worker, execution: Execution, msg: dict[str, Any]) -> None:
+        """Answer one system call of the running task (see ``sandbox.peeros_syscall``).
+
+        The task's process is blocked reading its pipe until the answer arrives. The
+        handler is the peer's kernel service; its errors become the call's error.
+        """
+        seq = msg.get("seq")
+        op, args = msg.get("syscall"), msg.get("args")
+        reply: dict[str, Any] = {"sysret": seq}
+        if self.syscall_handler is None:
+            reply["error"] = "this peer offers no system calls"
+        elif not isinstance(op, str) or not isinstance(args, dict) or not isinstance(seq, int):
+            reply["error"] = "malformed system call"
+        else:
+            try:
+                reply["result"] = await self.syscall_handler(
+                    execution.task_id, execution.owner, op, args
+                )
+            except PeerOSError as exc:
+                reply["error"] = exc.message
+        if worker.execution is not execution:
+            return  # the task ended (or was killed) while the call was in progress
+        try:
+            await worker.process.send(json.dumps(reply).encode() + b"\n")
+        except (OSError, TimeoutError) as exc:
+            log.info("could not answer a system call of %s: %r", execution.task_id, exc)
+
     async def _monitor(self, worker: _Worker) -> None:
         """Read the worker's replies until it dies; then settle its task and replace it."""
         process, why = worker.process, ""
         try:
             while (msg := await process.receive()) is not None:
                 execution = worker.execution
+                if execution is not None and "syscall" in msg:
+                    self._background(self._syscall(worker, execution, msg))
+                    continue
                 if execution is None or msg.get("id") != execution.task_id:
                     raise ProtocolError(f"unexpected message {str(msg)[:80]}")
                 outcome = decode_outcome(msg)

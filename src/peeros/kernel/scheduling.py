@@ -116,6 +116,12 @@ class Policy(ABC):
     def key(self, task: Task, now: Time) -> SortKey:
         """Sort key of ``task`` at time ``now``; the smallest key is dispatched next."""
 
+    def static_key(self, task: Task) -> SortKey:
+        """A key that orders ready tasks exactly as :meth:`key` does at any ``now`` at or
+        after every task's ``ready_since``, but does not depend on ``now``: a live
+        scheduler can keep its queue in a heap instead of rescanning it per decision."""
+        return self.key(task, 0)
+
     def select(self, ready: Iterable[Task], now: Time) -> Task | None:
         """The task to dispatch next from ``ready``, or ``None`` if it is empty."""
         return min(ready, key=lambda task: self.key(task, now), default=None)
@@ -196,6 +202,14 @@ class PriorityPolicy(Policy):
 
     def key(self, task: Task, now: Time) -> SortKey:
         return (self._rank(task, now), task.arrival, task.order)
+
+    def static_key(self, task: Task) -> SortKey:
+        # rank(now) = static + (aging * now, the same for every task): drop the common term.
+        if self.high_first:
+            rank = self.aging * task.ready_since - task.priority
+        else:
+            rank = task.priority + self.aging * task.ready_since
+        return (rank, task.arrival, task.order)
 
     def should_preempt(self, running: Task, candidate: Task, now: Time) -> bool:
         return self.preemptive and self._rank(candidate, now) < self._rank(running, now)

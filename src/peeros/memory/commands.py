@@ -7,8 +7,8 @@ redis-cli, redis-py and redis-benchmark run unchanged; the wire format is the RE
 spec, https://redis.io/docs/reference/protocol-spec/ .
 
 Order of checks, as Redis: unknown command, then arity, then authentication
-(``-NOAUTH``); only AUTH, QUIT and HELLO run unauthenticated. HELLO always answers
-``-NOPROTO`` (we speak RESP2 only), which makes RESP3-first clients fall back.
+(``-NOAUTH``); only AUTH, QUIT and HELLO run unauthenticated. ``HELLO 2|3 [AUTH u p]``
+selects the protocol (RESP3 only changes how nulls are written, see ``resp3.py``).
 
 Values: the store holds JSON, so the CLI/API and RESP see the same data. SET stores
 the bytes as a JSON *string* decoded as UTF-8 with ``surrogateescape`` (PEP 383):
@@ -51,6 +51,7 @@ from peeros.memory.resp import (
     integer,
     parse_integer,
 )
+from peeros.memory.resp3 import hello_reply, to_resp3
 
 __all__ = ["REDIS_VERSION", "CommandProcessor", "Session", "from_resp", "to_resp"]
 
@@ -62,6 +63,11 @@ _SYNTAX = error("ERR syntax error")
 _NOT_INT = error("ERR value is not an integer or out of range")
 _OVERFLOW = error("ERR increment or decrement would overflow")
 _NOPROTO = error("NOPROTO sorry, this protocol version is not supported.")
+_NOAUTH_HELLO = error(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    "select the RESP protocol version at the same time"
+)
 # What redis-benchmark and redis-cli ask for at start-up (CONFIG GET save / appendonly).
 _CONFIG = {"save": "", "appendonly": "no", "databases": "1", "maxmemory": "0"}
 
@@ -73,6 +79,7 @@ class Session:
     authenticated: bool = False
     db: int = 0
     closing: bool = False  # QUIT was received: reply, then close
+    protocol: int = 2  # 3 after HELLO 3
 
 
 def from_resp(raw: bytes) -> str:
@@ -143,7 +150,7 @@ class CommandProcessor:
         # name -> (handler, Redis arity: n = exactly n args, -n = at least n, no-auth)
         self._table: dict[bytes, tuple[_Handler, int, bool]] = {
             b"auth": (self._auth, -2, True),
-            b"hello": (lambda s, a: _NOPROTO, -1, True),
+            b"hello": (self._hello, -1, True),
             b"quit": (self._quit, -1, True),
             b"get": (self._get, 2, False),
             b"set": (self._set, -3, False),
@@ -184,7 +191,8 @@ class CommandProcessor:
             return _NOAUTH
         self.commands_processed += 1
         try:
-            return handler(session, args)
+            reply = handler(session, args)
+            return to_resp3(reply) if session.protocol == 3 else reply
         except WrongType:
             return _NOT_INT
         except IntegerOverflow:
@@ -201,6 +209,35 @@ class CommandProcessor:
             return _WRONGPASS
         session.authenticated = True
         return OK
+
+    def _hello(self, session: Session, args: list[bytes]) -> bytes:
+        """``HELLO [protover [AUTH username password] [SETNAME name]]`` (Redis 6+)."""
+        protocol = session.protocol
+        if len(args) > 1:
+            parsed = parse_integer(args[1])
+            if parsed is None:
+                return error("ERR Protocol version is not an integer or out of range")
+            if parsed not in (2, 3):
+                return _NOPROTO
+            protocol = parsed
+        i = 2
+        authenticated = session.authenticated
+        while i < len(args):
+            option = args[i].lower()
+            if option == b"auth" and i + 2 < len(args):
+                if args[i + 1] != b"default" or not self._check_token(args[i + 2]):
+                    return _WRONGPASS
+                authenticated = True
+                i += 3
+            elif option == b"setname" and i + 1 < len(args):
+                i += 2
+            else:
+                return error(f"ERR Syntax error in HELLO option '{from_resp(args[i])}'")
+        if not authenticated:
+            return _NOAUTH_HELLO
+        session.authenticated = True
+        session.protocol = protocol
+        return hello_reply(protocol, id(session) & 0xFFFF)
 
     def _quit(self, session: Session, args: list[bytes]) -> bytes:
         session.closing = True

@@ -34,12 +34,48 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from functools import lru_cache
-from typing import Any, Final, TypeAlias, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
-JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+from peeros.memory.glob import compile_glob
+from peeros.memory.kvtypes import (
+    MISSING,
+    IntegerOverflow,
+    InvalidArgument,
+    InvalidKey,
+    InvalidValue,
+    JSONValue,
+    KeyNotFound,
+    MemoryStoreError,
+    Missing,
+    Quota,
+    QuotaExceeded,
+    StoreStats,
+    Usage,
+    ValueTooLarge,
+    WrongType,
+    _Entry,
+)
+
+__all__ = [
+    "MISSING",
+    "IntegerOverflow",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidValue",
+    "JSONValue",
+    "KVStore",
+    "KeyNotFound",
+    "MemoryStoreError",
+    "Missing",
+    "Quota",
+    "QuotaExceeded",
+    "StoreStats",
+    "Usage",
+    "ValueTooLarge",
+    "WrongType",
+    "compile_glob",
+]
+
 D = TypeVar("D")
 
 MAX_KEY_BYTES: Final = 1024
@@ -49,92 +85,6 @@ INT64_MAX: Final = 2**63 - 1
 _SCALARS: Final = frozenset({type(None), bool, int, float, str})
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _REDIS_INT = re.compile(r"-?[1-9][0-9]{0,18}|0")  # Redis string2ll: no '+', no leading 0
-
-
-class Missing(Enum):
-    """Sentinel type: "no such key" where None is a legitimate stored value."""
-
-    MISSING = "MISSING"
-
-
-MISSING: Final = Missing.MISSING
-
-
-class MemoryStoreError(Exception):
-    """Base class of every error the store raises."""
-
-
-class KeyNotFound(MemoryStoreError):
-    def __init__(self, key: str) -> None:
-        super().__init__(f"no such key: {key!r}")
-        self.key = key
-
-
-class InvalidKey(MemoryStoreError, ValueError):
-    """The key is not a non-empty str of at most MAX_KEY_BYTES UTF-8 bytes."""
-
-
-class InvalidValue(MemoryStoreError, ValueError):
-    """The value cannot be encoded as JSON."""
-
-
-class InvalidArgument(MemoryStoreError, ValueError):
-    """A bad option: non-positive TTL, NX with XX, TTL with KEEPTTL, bad delta."""
-
-
-class WrongType(MemoryStoreError, TypeError):
-    """The stored value is not what the operation needs (e.g. INCR on a list)."""
-
-
-class IntegerOverflow(MemoryStoreError, OverflowError):
-    """An increment would leave the signed 64-bit range (as Redis)."""
-
-
-class QuotaExceeded(MemoryStoreError):
-    """The write would exceed a quota; the store is unchanged."""
-
-
-class ValueTooLarge(QuotaExceeded):
-    """The value's JSON encoding is above the store's max_value_bytes."""
-
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """Limits for one owner; None means unlimited."""
-
-    max_keys: int | None = None
-    max_bytes: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    keys: int = 0
-    bytes: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    keys: int
-    expires: int  # keys that carry a TTL
-    bytes: int
-    owners: int
-    hits: int
-    misses: int
-    expired: int  # keys removed because their TTL ran out
-
-
-@dataclass(slots=True)
-class _Entry:
-    """One stored key; ``text`` holds the JSON of a list/dict (then value is None)."""
-
-    value: JSONValue
-    text: str | None
-    owner: str
-    size: int  # charged bytes: compact JSON of the value + UTF-8 key
-    expires_at: float | None
-
-    def public(self) -> JSONValue:
-        return self.value if self.text is None else json.loads(self.text)
 
 
 def _key_bytes(key: object) -> int:
@@ -149,48 +99,6 @@ def _key_bytes(key: object) -> int:
 def _check_ttl(ttl: float) -> None:
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
         raise InvalidArgument(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
-
-
-@lru_cache(maxsize=256)
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """Translate a Redis glob (util.c ``stringmatchlen``) to a regex for fullmatch."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            if not out or out[-1] != ".*":
-                out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "\\" and i < n:
-            out.append(re.escape(pattern[i]))
-            i += 1
-        elif c == "[":
-            negate = i < n and pattern[i] == "^"
-            i += negate
-            parts: list[str] = []
-            while i < n and pattern[i] != "]":  # an unterminated class ends at the end
-                ch = pattern[i]
-                if ch == "\\" and i + 1 < n:
-                    parts.append(re.escape(pattern[i + 1]))
-                    i += 2
-                elif i + 2 < n and pattern[i + 1] == "-":
-                    lo, hi = sorted((ch, pattern[i + 2]))  # Redis accepts reversed ranges
-                    parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
-                    i += 3
-                else:
-                    parts.append(re.escape(ch))
-                    i += 1
-            i += 1
-            if parts:
-                out.append(f"[{'^' if negate else ''}{''.join(parts)}]")
-            else:
-                out.append("." if negate else "(?!)")
-        else:
-            out.append(re.escape(c))
-    return re.compile("".join(out), re.DOTALL)
 
 
 class KVStore:

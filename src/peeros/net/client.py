@@ -6,8 +6,11 @@ be reached is an :class:`~peeros.errors.Unavailable` naming its address.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import aiohttp
@@ -17,6 +20,15 @@ from peeros.errors import PeerOSError, Unavailable, from_wire
 from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Bodies above this are handed to aiohttp as a stream (it warns about big raw bytes).
+_INLINE_BODY = 256 << 10
+
+
+def json_body(encoded: bytes) -> dict[str, Any]:
+    """Keyword arguments for aiohttp to send an encoded JSON body."""
+    data: bytes | io.BytesIO = encoded if len(encoded) <= _INLINE_BODY else io.BytesIO(encoded)
+    return {"data": data, "headers": {"Content-Type": "application/json"}}
 
 
 async def raise_for_error(resp: aiohttp.ClientResponse) -> None:
@@ -40,6 +52,39 @@ def parse(cls: type[M], data: Any, origin: str) -> M:
         return cls.model_validate(data)
     except ValidationError as exc:
         raise PeerOSError(f"{origin} sent an unexpected reply: {exc.errors()[0]['msg']}") from exc
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    origin: str,
+    passthrough: tuple[int, ...] = (),
+    **kwargs: Any,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A response whose body the caller streams; an error status raises as usual
+    (except those in ``passthrough``, handed to the caller like a success).
+
+    Only failures to connect and to get the response head become
+    :class:`~peeros.errors.Unavailable`; errors while the caller reads the body are its own.
+    """
+    try:
+        resp = await session.request(method, url, **kwargs)
+    except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+        raise Unavailable(f"cannot reach {origin}: {str(exc) or type(exc).__name__}") from exc
+    try:
+        try:
+            if resp.status not in passthrough:
+                await raise_for_error(resp)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise Unavailable(f"{origin} failed while answering: {exc!r}") from exc
+        yield resp
+    except BaseException:
+        resp.close()
+        raise
+    else:
+        resp.release()
 
 
 class ClusterClient:
@@ -71,8 +116,7 @@ class ClusterClient:
         url = f"https://{address}{path}"
         kwargs: dict[str, Any] = {}
         if body is not None:
-            kwargs["data"] = body.model_dump_json()
-            kwargs["headers"] = {"Content-Type": "application/json"}
+            kwargs.update(json_body(body.model_dump_json().encode()))
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
@@ -82,8 +126,19 @@ class ClusterClient:
         except PeerOSError:
             raise
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-            raise Unavailable(f"cannot reach {address}: {exc or type(exc).__name__}") from exc
+            raise Unavailable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
         return parse(response, data, address) if response is not None else data
+
+    def stream(
+        self, address: str, method: str, path: str, idle_timeout: float = 120.0, **kwargs: Any
+    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """A raw, streamed request (file bodies): no total timeout, ``idle_timeout`` between
+        reads; ``kwargs`` go to aiohttp (``data`` may be an async iterable of bytes)."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout.sock_connect, sock_read=idle_timeout
+        )
+        url = f"https://{address}{path}"
+        return open_stream(self._get_session(), method, url, address, timeout=timeout, **kwargs)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -47,6 +47,19 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def float_query(request: web.Request, name: str, default: float, low: float, high: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be a number, got {raw[:20]!r}") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
 async def status(request: web.Request) -> web.Response:
     return json_response(request.app[NODE].status())
 
@@ -55,14 +68,25 @@ async def peers(request: web.Request) -> web.Response:
     return json_response(await request.app[NODE].peers())
 
 
+async def _submitted(request: web.Request, ids: list[str]) -> web.Response:
+    """``?wait=S`` answers with the results when all are done within S seconds, saving
+    the client a second round trip (the common case for short tasks)."""
+    wait = float_query(request, "wait", 0.0, 0.0, 60.0)
+    if wait > 0:
+        got = await request.app[NODE].tasks.wait(ids, wait, True)
+        if not got.pending:
+            return json_response(Submitted(task_ids=ids, results=got.done))
+    return json_response(Submitted(task_ids=ids))
+
+
 async def submit(request: web.Request) -> web.Response:
     req = await read_model(request, TaskRequest)
-    return json_response(Submitted(task_ids=request.app[NODE].tasks.submit([req])))
+    return await _submitted(request, request.app[NODE].tasks.submit([req]))
 
 
 async def submit_batch(request: web.Request) -> web.Response:
     req = await read_model(request, BatchRequest)
-    return json_response(Submitted(task_ids=request.app[NODE].tasks.submit(req.tasks)))
+    return await _submitted(request, request.app[NODE].tasks.submit(req.tasks))
 
 
 async def wait(request: web.Request) -> web.Response:
@@ -101,6 +125,20 @@ async def sched_simulate(request: web.Request) -> web.Response:
         raise BadRequest(str(exc)) from exc
 
 
+async def memory(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    op = request.match_info["op"]
+    req = await read_model(request, node.memory.model_for(op))
+    return json_response(await node.memory_call(op, req))
+
+
+async def ipc(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    op = request.match_info["op"]
+    req = await read_model(request, node.ipc.model_for(op))
+    return json_response(await node.ipc_call(op, req))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/peers", peers)
@@ -113,3 +151,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/sched", sched_show)
     app.router.add_post("/v1/sched", sched_set)
     app.router.add_post("/v1/sched/simulate", sched_simulate)
+    app.router.add_post("/v1/memory/{op}", memory)
+    app.router.add_post("/v1/ipc/{op}", ipc)

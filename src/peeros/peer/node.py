@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -33,27 +36,43 @@ from peeros.compute.tasks import TaskService
 from peeros.compute.workers import SandboxConfig, WorkerPool
 from peeros.config import PeerSettings
 from peeros.db import PeerDB
-from peeros.errors import BadRequest, Unavailable
+from peeros.errors import BadRequest, NotFound, Unavailable
+from peeros.files.local import LocalFiles
+from peeros.files.owned_store import OwnedStore
 from peeros.fsutil import write_json, write_private
+from peeros.memory.commands import CommandProcessor
+from peeros.memory.kv import KVStore
+from peeros.memory.resp_server import serve_resp
+from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
 from peeros.net.server import bearer_auth, cluster_auth, make_app, start_site
-from peeros.peer import local_api, routes
+from peeros.peer import files_api, kernel_api, local_api, owned_api, routes
+from peeros.peer.cluster_kernel import ClusterKernel
 from peeros.peer.enroll import enroll
+from peeros.peer.ipc_service import IpcService
+from peeros.peer.kernel_service import KernelService
 from peeros.peer.load import LoadSampler
 from peeros.peer.membership import Membership
+from peeros.peer.owned import OwnedService
+from peeros.peer.syscalls import Syscalls
 from peeros.protocol import (
+    ADDRESS_RE,
+    PEER_ID_RE,
     ExecuteRequest,
     ExecuteResponse,
     Heartbeat,
     HistoryResponse,
     PeerList,
     PeerStatus,
+    PidRequest,
     Placement,
     PlacementRequest,
     Placements,
     SchedState,
 )
 from peeros.security import identity, pki
+from peeros.share import api as share_api
+from peeros.share.peer import SharePeer
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +140,32 @@ class PeerNode:
             self._remote_cancel,
         )
         self.load = LoadSampler(self.data_dir, settings.slots, self.scheduler.counts)
+        self.store = KVStore(
+            max_keys=settings.mem_max_keys,
+            max_bytes=settings.mem_max_bytes,
+            max_value_bytes=settings.mem_max_value_bytes,
+        )
+        self.memory = MemoryService(self.store, self.peer_id)
+        self.ipc = IpcService(self.peer_id)
+        self.resp_address: str | None = None
+        self.kernel = KernelService(
+            self.peer_id,
+            self.scheduler,
+            settings.memory_pool_mb,
+            settings.alloc_policy,
+            dict(settings.resources),
+        )
+        self.syscalls = Syscalls(self)
+        self.pool.syscall_handler = self.syscalls
+        self.kernel.on_task_end.append(self.syscalls.task_ended)
+        self.executor.validate = self.kernel.validate
+        self.cluster_kernel = ClusterKernel(self)
+        self.files = LocalFiles(self.data_dir / "files", settings.max_file_bytes, self.peer_id)
+        self.owned_store = OwnedStore(
+            self.data_dir / "owned", settings.owned_quota_bytes, self.peer_id
+        )
+        self.owned = OwnedService(self)
+        self.share = SharePeer(self)
 
     @property
     def peer_id(self) -> str:
@@ -163,6 +208,8 @@ class PeerNode:
             known_peers=len(m._cached.peers) if m and m._cached else 0,
             sandboxed=self.pool.sandboxed,
             policy=self.scheduler.policy_name,
+            resp_address=self.resp_address,
+            memory_keys=self.store.dbsize(),
         )
 
     async def _place(self, count: int, exclude: list[str]) -> list[Placement]:
@@ -185,6 +232,77 @@ class PeerNode:
     async def _remote_cancel(self, address: str, task_id: str) -> None:
         assert self.client is not None
         await self.client.request(address, "POST", f"/v1/tasks/{task_id}/cancel")
+
+    async def resolve(self, target: str | None) -> str | None:
+        """The cluster address of ``target`` (a peer id or HOST:PORT); None means here."""
+        if not target or target in (self.peer_id, self.address):
+            return None
+        if PEER_ID_RE.match(target):
+            for p in (await self.peers()).peers:
+                if p.peer_id == target:
+                    if not p.alive:
+                        raise Unavailable(f"peer {target} is not alive")
+                    return None if p.address == self.address else p.address
+            raise NotFound(f"no peer {target} in this cluster")
+        if ADDRESS_RE.match(target):
+            return target
+        raise BadRequest(f"on must be a peer id or HOST:PORT, got {target[:60]!r}")
+
+    async def memory_call(self, op: str, req: Any) -> Any:
+        """A memory operation from the user plane: here, or forwarded to ``req.on``."""
+        target = await self.resolve(req.on)
+        plain = req.model_copy(update={"on": None})
+        if target is None:
+            return self.memory.run(op, "local", plain)
+        assert self.client is not None
+        return await self.client.request(target, "POST", f"/v1/memory/{op}", plain)
+
+    async def ipc_call(self, op: str, req: Any) -> Any:
+        """An IPC operation from the user plane: here, or forwarded to ``req.on``."""
+        target = await self.resolve(req.on)
+        plain = self.ipc.prepare(req)
+        if target is None:
+            return await self.ipc.run(op, plain)
+        assert self.client is not None
+        timeout = self.ipc.transport_timeout(plain)
+        return await self.client.request(target, "POST", f"/v1/ipc/{op}", plain, timeout=timeout)
+
+    async def collect(self, pid: str, address: str | None) -> None:
+        """Reap a finished child's zombie where it ran."""
+        if address is None or address == self.address:
+            self.kernel.collect(pid)
+            return
+        assert self.client is not None
+        await self.client.request(address, "POST", "/v1/proc/collect", PidRequest(pid=pid))
+
+    async def gather(self, path: str, local: Callable[[], Any]) -> tuple[list[Any], list[str]]:
+        """``GET path`` on every live peer (this one answers with ``local()``).
+
+        Returns the answers and the peers that could not be reached."""
+        answers = [local()]
+        unreachable: list[str] = []
+        if self.membership is None:
+            return answers, unreachable
+        others = [p for p in (await self.peers()).peers if p.alive and p.peer_id != self.peer_id]
+        assert self.client is not None
+
+        async def one(address: str) -> Any:
+            return await self.client.request(address, "GET", path, timeout=5)  # type: ignore[union-attr]
+
+        results = await asyncio.gather(*(one(p.address) for p in others), return_exceptions=True)
+        for peer, result in zip(others, results, strict=True):
+            if isinstance(result, BaseException):
+                unreachable.append(peer.peer_id)
+            else:
+                answers.append(result)
+        return answers, unreachable
+
+    async def send_to(self, peer_id: str, path: str, body: Any) -> Any:
+        if peer_id == self.peer_id:
+            raise BadRequest("send_to is for other peers")
+        address = await self.resolve(peer_id)
+        assert self.client is not None and address is not None
+        return await self.client.request(address, "POST", path, body)
 
     def sched_state(self) -> SchedState:
         return SchedState(
@@ -217,10 +335,17 @@ class PeerNode:
 
         cluster_app = make_app([cluster_auth(ca_cert.subject)], MAX_TASK_BODY)
         cluster_app[routes.NODE] = self
+        cluster_app[kernel_api.NODE] = self
         routes.add_routes(cluster_app)
+        kernel_api.add_cluster_routes(cluster_app)
         api_app = make_app([bearer_auth(api_token)], MAX_TASK_BODY)
         api_app[local_api.NODE] = self
+        api_app[kernel_api.NODE] = self
         local_api.add_routes(api_app)
+        kernel_api.add_user_routes(api_app)
+        files_api.add_routes(cluster_app, api_app)
+        owned_api.add_routes(cluster_app, api_app)
+        share_api.add_routes(cluster_app, api_app, self.share)
 
         runners: list[web.AppRunner] = []
         await self.pool.start()
@@ -235,6 +360,16 @@ class PeerNode:
             )
             runners.append(runner)
             self.api_url = f"http://{self.settings.api_host}:{api_port}"
+            resp_server = None
+            if self.settings.resp_port is not None:
+                expected = api_token.encode()
+                processor = CommandProcessor(
+                    self.store, lambda offered: hmac.compare_digest(offered, expected)
+                )
+                resp_server, resp_port = await serve_resp(
+                    lambda: processor, self.settings.api_host, self.settings.resp_port
+                )
+                self.resp_address = f"{self.settings.api_host}:{resp_port}"
             if self.settings.tracker:
                 self.membership = Membership(
                     client, self.settings.tracker, self.heartbeat, self.settings.heartbeat_interval
@@ -248,6 +383,7 @@ class PeerNode:
                     "pid": os.getpid(),
                     "data_dir": str(self.data_dir),
                     "tracker": self.settings.tracker,
+                    "resp_address": self.resp_address,
                 },
             )
             log.info("peer %s: cluster %s, local API %s", self.peer_id, self.address, self.api_url)
@@ -256,6 +392,7 @@ class PeerNode:
                     tg.create_task(self.scheduler.run()),
                     tg.create_task(self.tasks.run()),
                     tg.create_task(self._flush_history()),
+                    tg.create_task(self.share.run()),
                 ]
                 if self.membership is not None:
                     background.append(tg.create_task(self.membership.run()))
@@ -264,6 +401,8 @@ class PeerNode:
                     task.cancel()
             if self.membership is not None:
                 await self.membership.leave()
+            if resp_server is not None:
+                resp_server.close()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / API_INFO).unlink()

@@ -10,10 +10,15 @@ import os
 from peeros.config import TrackerSettings
 from peeros.db import TrackerDB
 from peeros.fsutil import write_atomic, write_json
+from peeros.net.client import ClusterClient
 from peeros.net.server import cluster_auth, make_app, start_site
 from peeros.security import identity, pki
+from peeros.tracker import owned_routes
+from peeros.tracker.owned import OwnedRegistry
+from peeros.tracker.owned_repair import repair_loop
 from peeros.tracker.routes import OPEN_PATHS, SERVICE, add_routes
 from peeros.tracker.service import TrackerService
+from peeros.tracker.share_index import ShareIndexService, add_share_routes
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,11 @@ async def run_tracker(settings: TrackerSettings, stop: asyncio.Event) -> None:
     app = make_app([cluster_auth(ca.cert.subject, OPEN_PATHS)])
     app[SERVICE] = service
     add_routes(app)
+    share_index = ShareIndexService(db, service.registry, service.clock, settings.share_replicas)
+    add_share_routes(app, share_index)
+    owned = app[owned_routes.OWNED] = OwnedRegistry(db, service.registry)
+    owned_routes.add_routes(app)
+    owned_client = ClusterClient(pki.client_context(creds))
     runner, port = await start_site(app, settings.host, settings.port, ssl_ctx)
     service.address = f"{settings.host}:{port}"
     write_json(
@@ -55,10 +65,15 @@ async def run_tracker(settings: TrackerSettings, stop: asyncio.Event) -> None:
     try:
         async with asyncio.TaskGroup() as tg:
             sweeper = tg.create_task(_sweep_loop(service, settings.sweep_interval))
+            repairer = tg.create_task(
+                repair_loop(owned, owned_client, settings.sweep_interval, settings.dead_after)
+            )
             await stop.wait()
             sweeper.cancel()
+            repairer.cancel()
     finally:
         await runner.cleanup()
+        await owned_client.close()
         db.close()
         with contextlib.suppress(FileNotFoundError):
             (settings.data_dir / TRACKER_INFO).unlink()

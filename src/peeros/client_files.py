@@ -1,0 +1,240 @@
+"""``client.files``: store, fetch, list and delete files on a peer, streamed.
+
+``client.files.put("name", "local/path")``, ``.get("name", "save/path")``, ``.list()``,
+``.delete("name")``; ``client.files.on(peer)`` (a peer id or HOST:PORT) does the same on
+another peer, relayed by the local one. Bodies are raw bytes in 1 MiB chunks, so memory
+stays constant for any size. SHA-256 is checked end to end: ``put`` hashes the file
+first and the peer refuses bytes that do not match; ``get`` verifies what it received
+against the peer's hash before the file appears at the save path (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+
+from peeros.errors import BadRequest, PeerOSError, Unavailable
+from peeros.files.local import check_filename_or_400
+from peeros.files.transfer import CHUNK, Progress, hash_file, read_chunks, write_stream
+from peeros.net.client import open_stream, parse
+from peeros.protocol import (
+    MODIFIED_HEADER,
+    PEER_HEADER,
+    SHA256_HEADER,
+    FileDeleted,
+    FileInfo,
+    FileList,
+)
+
+if TYPE_CHECKING:
+    from peeros.client import AsyncClient
+
+T = TypeVar("T")
+
+#: Longest silence tolerated mid-transfer (the peer fsyncs big files before answering).
+IDLE_TIMEOUT = 300.0
+
+
+class SaveFile:
+    """A download on its way to ``dest``: a temp file beside it, hashed while written,
+    renamed over ``dest`` only when complete and matching; removed otherwise.
+
+    Not fsynced (as with curl or wget, a download is as durable as the page cache);
+    the rename alone makes it all or nothing. Peers, which store for others, fsync.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
+        self.temp_path = Path(tmp)
+        os.fchmod(fd, 0o644)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)  # one call per chunk: one GIL hand-off, not 16
+        self.size += len(data)
+
+    def commit(self, expected: str) -> str:
+        """Publish at ``dest`` if the bytes hash to ``expected``; return the hash."""
+        self._file.close()
+        actual = self._hash.hexdigest()
+        if actual != expected.lower():
+            raise PeerOSError(
+                f"the bytes received do not match the peer's SHA-256 ({expected}, got "
+                f"{actual}); {self.dest} was not written"
+            )
+        os.replace(self.temp_path, self.dest)
+        self._done = True
+        return actual
+
+    def __enter__(self) -> SaveFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self._file.close()
+            self.temp_path.unlink(missing_ok=True)
+
+
+class AsyncFiles:
+    """Files on one peer (the local one, or ``on``), as coroutines."""
+
+    def __init__(self, client: AsyncClient, on: str | None = None) -> None:
+        self._client = client
+        self._on = on
+
+    def on(self, peer: str) -> AsyncFiles:
+        """The files of another peer (peer id or HOST:PORT), through the local peer."""
+        return AsyncFiles(self._client, peer)
+
+    def _path(self, name: str | None = None) -> str:
+        path = "/v1/files" if name is None else "/v1/files/" + quote(name, safe="")
+        return path + (f"?on={quote(self._on, safe='')}" if self._on else "")
+
+    def _stream(
+        self, method: str, name: str, **kwargs: Any
+    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=IDLE_TIMEOUT)
+        url = self._client.endpoint.url + self._path(name)
+        session = self._client._get_session()
+        return open_stream(session, method, url, self._origin, timeout=timeout, **kwargs)
+
+    @property
+    def _origin(self) -> str:
+        return f"the peer's local API at {self._client.endpoint.url}"
+
+    async def put(self, name: str, path: str | Path, progress: Progress | None = None) -> FileInfo:
+        """Store the local file ``path`` as ``name``; returns what the peer stored."""
+        check_filename_or_400(name)
+        source = Path(path)
+        digest, size = await hash_file(source, progress)
+        failure: list[PeerOSError] = []
+
+        async def body() -> AsyncGenerator[bytes, None]:
+            sent = 0
+            fobj = await asyncio.to_thread(open, source, "rb")
+            try:
+                async with contextlib.aclosing(read_chunks(fobj, 0, size)) as chunks:
+                    async for chunk in chunks:
+                        sent += len(chunk)
+                        if progress is not None:
+                            progress("sending", sent, size)
+                        yield chunk
+            finally:
+                fobj.close()
+            if sent != size:
+                failure.append(BadRequest(f"{source} shrank while it was being sent"))
+                raise failure[-1]
+
+        headers = {
+            SHA256_HEADER: digest,
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        }
+        try:
+            async with self._stream("PUT", name, data=body(), headers=headers) as resp:
+                data = await resp.json()
+        except (PeerOSError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if failure:
+                raise failure[0] from exc
+            if isinstance(exc, PeerOSError):
+                raise
+            raise Unavailable(f"upload of {name!r} failed: {exc!r}") from exc
+        info = parse(FileInfo, data, self._client.endpoint.url)
+        if info.sha256 != digest or info.size != size:
+            raise PeerOSError(f"the peer stored {name!r} with another hash or size than sent")
+        return info
+
+    async def get(
+        self, name: str, save_path: str | Path, progress: Progress | None = None
+    ) -> FileInfo:
+        """Fetch ``name`` into ``save_path`` (a directory: saved there under ``name``).
+
+        The file appears at the save path only once complete and verified.
+        """
+        check_filename_or_400(name)
+        dest = Path(save_path)
+        if await asyncio.to_thread(dest.is_dir):
+            dest = dest / name
+        async with self._stream("GET", name) as resp:
+            expected = resp.headers.get(SHA256_HEADER)
+            if not expected:
+                raise PeerOSError(f"{self._origin} sent {name!r} without its SHA-256")
+            total = resp.content_length if resp.content_length is not None else -1
+            received = 0
+
+            def on_chunk(n: int) -> None:
+                nonlocal received
+                received += n
+                if progress is not None:
+                    progress("receiving", received, total)
+
+            with await asyncio.to_thread(SaveFile, dest) as writer:
+                try:
+                    await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
+                    digest = await asyncio.to_thread(writer.commit, expected)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
+            return FileInfo(
+                name=name,
+                size=writer.size,
+                sha256=digest,
+                modified=float(resp.headers.get(MODIFIED_HEADER, "0") or 0),
+                peer_id=resp.headers.get(PEER_HEADER, ""),
+            )
+
+    async def list(self) -> list[FileInfo]:
+        data = await self._client.request("GET", self._path())
+        return parse(FileList, data, self._client.endpoint.url).files
+
+    async def delete(self, name: str) -> FileDeleted:
+        check_filename_or_400(name)
+        data = await self._client.request("DELETE", self._path(name))
+        return parse(FileDeleted, data, self._client.endpoint.url)
+
+
+class Files:
+    """The blocking face of :class:`AsyncFiles` (``Client.files``)."""
+
+    def __init__(self, inner: AsyncFiles, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+        self._inner = inner
+        self._run = run
+
+    def on(self, peer: str) -> Files:
+        """The files of another peer (peer id or HOST:PORT), through the local peer."""
+        return Files(self._inner.on(peer), self._run)
+
+    def put(self, name: str, path: str | Path, progress: Progress | None = None) -> FileInfo:
+        result: FileInfo = self._run(self._inner.put(name, path, progress))
+        return result
+
+    def get(self, name: str, save_path: str | Path, progress: Progress | None = None) -> FileInfo:
+        result: FileInfo = self._run(self._inner.get(name, save_path, progress))
+        return result
+
+    def list(self) -> list[FileInfo]:
+        result: list[FileInfo] = self._run(self._inner.list())
+        return result
+
+    def delete(self, name: str) -> FileDeleted:
+        result: FileDeleted = self._run(self._inner.delete(name))
+        return result

@@ -1,0 +1,1 @@
+"""File sharing and search: shared folders, the tracker index, verified multi-source downloads."""

@@ -1,0 +1,101 @@
+"""Races between the scheduler's events, driven deterministically with a stand-in pool.
+
+Regression: a task's round-robin quantum expired (it was preempted to READY) while its
+blocking system call was on the way; the block then found it READY, and READY → WAITING
+is not a legal move, which crashed the dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from peeros.compute.jobs import Job
+from peeros.compute.scheduler import Scheduler
+from peeros.compute.workers import TaskOutcome, TaskSpec
+
+
+class StandInExecution:
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.signals: list[str] = []
+        self.done: asyncio.Future[TaskOutcome] = asyncio.get_running_loop().create_future()
+
+    def pause(self) -> None:
+        self.signals.append("STOP")
+
+    def resume(self) -> None:
+        self.signals.append("CONT")
+
+    def kill(self, reason: str = "killed") -> None:
+        if not self.done.done():
+            self.done.set_result(TaskOutcome(status="killed", error=reason))
+
+    async def wait(self) -> TaskOutcome:
+        return await self.done
+
+
+class StandInPool:
+    def __init__(self) -> None:
+        self.executions: dict[str, StandInExecution] = {}
+
+    async def execute(self, spec: TaskSpec) -> Any:
+        execution = StandInExecution(spec.task_id)
+        self.executions[spec.task_id] = execution
+        return execution
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.states: dict[str, list[str]] = {}
+
+    def on_state(self, job: Job, state: str) -> None:
+        self.states.setdefault(job.task_id, []).append(state)
+
+    def admit(self, job: Job) -> str | None:
+        return None
+
+    def on_finish(self, job: Job, status: str) -> None:
+        self.states.setdefault(job.task_id, []).append(status)
+
+
+async def settle(scheduler: Scheduler) -> None:
+    for _ in range(20):  # let the dispatcher run its queued events
+        await asyncio.sleep(0)
+
+
+async def test_a_block_that_arrives_after_a_preemption_makes_the_task_waiting() -> None:
+    pool = StandInPool()
+    scheduler = Scheduler(pool, slots=1, policy="rr", quantum=3600)  # type: ignore[arg-type]
+    hooks = Recorder()
+    scheduler.hooks = hooks
+    runner = asyncio.create_task(scheduler.run())
+    try:
+        a = Job(
+            task_id="a" * 32, spec=TaskSpec(task_id="a" * 32, owner="o", program="x", function="f")
+        )
+        b = Job(
+            task_id="b" * 32, spec=TaskSpec(task_id="b" * 32, owner="o", program="x", function="f")
+        )
+        fa, fb = scheduler.submit(a), scheduler.submit(b)
+        await settle(scheduler)
+        assert hooks.states[a.task_id][-1] == "RUNNING"
+        # the quantum expires (B is waiting) and, right behind it, A's blocking call lands
+        scheduler._post("quantum", (a, a.stint))
+        scheduler.block(a.task_id, "sem-wait:fork")
+        await settle(scheduler)
+        assert hooks.states[a.task_id][-3:] == ["READY", "RUNNING", "WAITING"]
+        assert pool.executions[a.task_id].signals == ["STOP", "CONT"]  # not left stopped
+        assert a.blocked and hooks.states[b.task_id][-1] == "RUNNING"  # the slot went to B
+        # the call returns: A is READY, and runs again once B is done
+        woken = scheduler.wake(a.task_id)
+        await settle(scheduler)
+        assert hooks.states[a.task_id][-1] == "READY" and not woken.done()
+        pool.executions[b.task_id].done.set_result(TaskOutcome(status="ok", result=1))
+        await settle(scheduler)
+        assert woken.done() and hooks.states[a.task_id][-1] == "RUNNING"
+        pool.executions[a.task_id].done.set_result(TaskOutcome(status="ok", result=2))
+        assert (await fa).status == "DONE" and (await fb).status == "DONE"
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

@@ -14,6 +14,7 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 from peeros.client import Client
+from peeros.client_share import Share
 from peeros.launcher import LocalCluster, dashboard_login_url, start_dashboard, stop
 from peeros.protocol import TaskRequest
 
@@ -124,6 +125,28 @@ def activity(client: Client) -> None:
         client.ipc.send("jobs", {"job": i})
 
 
+def share_activity(client: Client, peer_dirs: list[Path]) -> None:
+    """Shared files on every peer, lookups and downloads: for the Files and Stats pages."""
+    for i, peer_dir in enumerate(peer_dirs):
+        shared = peer_dir / "shared"
+        shared.mkdir(parents=True, exist_ok=True)
+        files = {
+            f"song-{i}.ogg": bytes([i]) * (150_000 * (i + 1)),
+            f"paper-{i}.pdf": b"%PDF-1.4 PeerOS\n" * (2_000 * (i + 1)),
+        }
+        for name, data in files.items():
+            (shared / name).write_bytes(data)
+        with Client(data_dir=peer_dir) as peer:
+            Share(peer).rescan()
+    share = Share(client)
+    wait_for("the shared index", lambda: len(share.lookup("*", "glob").hits) >= 6)
+    share.lookup("song", "substring")
+    share.lookup("paper-1.pdf")
+    share.lookup("*.ogg", "glob")
+    for name in ("song-1.ogg", "song-2.ogg", "paper-2.pdf"):
+        share.download(name)
+
+
 def shoot(page: Page, base: str, path: str, out: Path) -> None:
     page.goto(base + path)
     page.wait_for_selector("[data-live=ok]", state="attached", timeout=20_000)
@@ -149,6 +172,7 @@ def main() -> None:
             with Client(data_dir=peer_dir) as client:
                 wait_for("3 live peers", lambda: sum(p.alive for p in client.peers()) == 3)
                 activity(client)
+                share_activity(client, [p.data_dir for p in cluster.peers])
                 with sync_playwright() as pw:
                     browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
                     page = browser.new_page(viewport={"width": 1280, "height": 720})
@@ -174,7 +198,18 @@ def main() -> None:
                     shoot_current(page, args.out / "memory.png")
 
                     shoot(page, base, "/kernel", args.out / "kernel.png")
-                    shoot(page, base, "/files", args.out / "files.png")
+                    page.goto(base + "/files")
+                    page.wait_for_selector("[data-live=ok]", state="attached", timeout=20_000)
+                    page.get_by_test_id("share-query").fill("paper")
+                    page.get_by_role("button", name="Look up").click()
+                    hits = page.get_by_test_id("share-hits").locator("tr", has_text="paper-1.pdf")
+                    hits.wait_for()
+                    hits.get_by_test_id("share-download").click()
+                    page.get_by_test_id("share-result").get_by_text("verified").wait_for()
+                    page.evaluate("window.scrollTo(0, 0)")
+                    # the "downloaded" notice fades out
+                    page.locator(".q-notification").wait_for(state="detached", timeout=20_000)
+                    shoot_current(page, args.out / "files.png")
                     shoot(page, base, "/stats", args.out / "stats.png")
                     phone = browser.new_page(viewport={"width": 390, "height": 844})
                     phone.goto(dashboard_login_url(board))

@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from peeros.client import Client
+from peeros.client_share import Share
 from peeros.launcher import NodeProcess, dashboard_login_url, start_dashboard, start_peer
 from peeros.protocol import TaskRequest
 from tests.conftest import FAST_PEER, Nodes, token_of, wait_until
@@ -47,6 +48,7 @@ class Dash:
     login: str
     token: str
     peer_dir: Path
+    other_dir: Path
     client: Client
     browser: Browser
     nodes: Nodes
@@ -77,6 +79,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
                     dashboard_login_url(board),
                     token,
                     peer_dir,
+                    cluster.peers[1].data_dir,
                     client,
                     browser,
                     nodes,
@@ -210,7 +213,7 @@ def test_upload_then_download_is_byte_equal(page: Page, dash: Dash) -> None:
     data = os.urandom(150_000) + bytes(range(256))
     visit(page, dash, "/files")
     expect(page.get_by_text("Shared files")).to_be_visible()
-    expect(page.get_by_text("Not available yet").first).to_be_visible()
+    expect(page.get_by_text("Not available yet")).to_have_count(0)
     page.get_by_test_id("file-upload").locator("input[type=file]").set_input_files(
         files=[{"name": "blob.bin", "mimeType": "application/octet-stream", "buffer": data}]
     )
@@ -236,6 +239,61 @@ def test_owned_file_upload_lists_its_holder_and_downloads_decrypted(page: Page, 
     with page.expect_download() as download:
         row.get_by_test_id("owned-download").click()
     assert Path(download.value.path()).read_bytes() == data
+
+
+def test_shared_file_lookup_download_and_stats(page: Page, dash: Dash) -> None:
+    data = os.urandom(300_000)
+    shared = dash.other_dir / "shared"
+    shared.mkdir(exist_ok=True)
+    (shared / "dash-shared.bin").write_bytes(data)
+    with Client(data_dir=dash.other_dir) as other:
+        assert "dash-shared.bin" in Share(other).rescan().added
+    wait_until(lambda: Share(dash.client).lookup("dash-shared.bin").hits, timeout=15)
+    (dash.peer_dir / "shared").mkdir(exist_ok=True)
+    (dash.peer_dir / "shared" / "mine.txt").write_bytes(b"mine\n" * 10)
+
+    visit(page, dash, "/files")
+    listing = page.get_by_test_id("share-listing")
+    page.get_by_role("button", name="Rescan").click()
+    expect(listing.locator("tr", has_text="mine.txt")).to_contain_text("local", timeout=10_000)
+
+    page.get_by_role("button", name="Look up").click()  # empty query
+    expect(page.get_by_test_id("error").filter(has_text="the query is empty")).to_be_visible()
+    page.get_by_test_id("share-query").fill("shared.b")
+    page.get_by_role("button", name="Look up").click()
+    row = page.get_by_test_id("share-hits").locator("tr", has_text="dash-shared.bin")
+    expect(row).to_contain_text("293.0 KiB")
+    sha = Share(dash.client).lookup("dash-shared.bin").hits[0].sha256
+    expect(row).to_contain_text(sha[:16])
+    expect(row).to_contain_text(
+        Share(dash.client).lookup(sha256=sha).hits[0].holders[0].peer_id[:8]
+    )
+    row.get_by_test_id("share-download").click()
+    result = page.get_by_test_id("share-result")
+    expect(result).to_contain_text("300000 bytes", timeout=30_000)
+    expect(result).to_contain_text("verified")
+    expect(result).to_contain_text("MB/s")
+    mine = listing.locator("tr", has_text="dash-shared.bin").filter(has_text="downloaded")
+    expect(mine).to_contain_text("300000", timeout=10_000)
+    assert (dash.peer_dir / "downloaded" / "dash-shared.bin").read_bytes() == data
+
+    page.get_by_label("Match").click()
+    page.get_by_role("option", name="sha256", exact=True).click()
+    page.get_by_test_id("share-query").fill("0" * 64)
+    page.get_by_role("button", name="Look up").click()
+    expect(page.get_by_test_id("error").filter(has_text="no live peer shares")).to_be_visible()
+    page.get_by_label("TTL (hops)").fill("99")
+    page.get_by_role("button", name="Flood search").click()
+    expect(page.get_by_test_id("error").filter(has_text="TTL must be")).to_be_visible()
+    page.get_by_test_id("share-query").fill("xyz")
+    page.get_by_role("button", name="Look up").click()
+    expect(page.get_by_test_id("error").filter(has_text="64 hex digits")).to_be_visible()
+
+    visit(page, dash, "/stats")
+    expect(page.get_by_test_id("share-queries")).to_contain_text("shared.b")
+    expect(page.get_by_test_id("share-downloads")).to_contain_text("dash-shared.bin")
+    expect(page.get_by_text("Search time mean")).to_be_visible()
+    expect(page.get_by_text("Speed max")).to_be_visible()
 
 
 def test_set_and_get_a_memory_key(page: Page, dash: Dash) -> None:

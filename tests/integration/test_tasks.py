@@ -412,3 +412,20 @@ def test_sched_simulate_through_the_api(nodes: Nodes) -> None:
         with pytest.raises(BadRequest, match="policy"):
             client.simulate({**spec, "policy": "nope"})
     assert json.dumps(spec)
+
+
+def test_bad_query_parameters_are_named(nodes: Nodes) -> None:
+    cluster = nodes.cluster(1)
+    with Client(data_dir=cluster.peers[0].data_dir) as client:
+        req = client._async.request
+        with pytest.raises(BadRequest, match="limit must be an integer"):
+            client._run(req("GET", "/v1/history?limit=abc"))
+        with pytest.raises(BadRequest, match="limit must be between 1 and 10000"):
+            client._run(req("GET", "/v1/history?limit=0"))
+        body = {"program": SQUARE, "function": "main", "args": [2]}
+        with pytest.raises(BadRequest, match="wait must be between 0 and 60"):
+            client._run(req("POST", "/v1/tasks?wait=999", body))
+        before = client.history(100).stats["count"]
+        assert before == 0  # the refused submission queued nothing
+        done = client._run(req("POST", "/v1/tasks?wait=10", body))
+        assert done["results"][0]["result"] == 4  # answered in the same round trip

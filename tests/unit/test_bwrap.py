@@ -78,3 +78,13 @@ def test_hidden_paths_under_a_bind_get_an_empty_tmpfs() -> None:
 def test_a_hidden_path_containing_a_needed_bind_is_refused() -> None:
     with pytest.raises(ValueError, match="which task workers need"):
         hidden_mounts([Path("/work")], BINDS)
+
+
+def test_a_checkout_under_the_hosts_tmp_is_bound_over_the_private_tmp() -> None:
+    """bwrap mounts in order: the private /tmp must come before the binds, or a venv that
+    lives under the host's /tmp (a CI checkout in /tmp) is hidden and python not found."""
+    venv = Path("/tmp/ci-checkout/.venv")
+    cmd = command(binds=[venv])
+    tmpfs_at = cmd.index("/tmp", cmd.index("--tmpfs"))
+    bind_at = cmd.index(str(venv))
+    assert cmd[cmd.index("--tmpfs") + 1] == "/tmp" and tmpfs_at < bind_at

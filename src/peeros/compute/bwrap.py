@@ -127,6 +127,10 @@ def build_command(
 ) -> list[str]:
     """The full ``bwrap ... <inner command>`` argv (pure: all host facts are arguments)."""
     cmd = [bwrap, "--ro-bind", str(USR), str(USR)]
+    # The private /tmp comes first: bwrap mounts in order, so an interpreter or venv that
+    # lives under the host's /tmp (a checkout in /tmp, as CI may use) is bound on top of it
+    # instead of being hidden by it.
+    cmd += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", TMP]
     for name, target in links.items():
         if target is None:
             cmd += ["--ro-bind-try", name, name]
@@ -141,7 +145,6 @@ def build_command(
     for h in hidden_mounts(hidden, binds):
         cmd += ["--size", "4096", "--perms", "0000", "--tmpfs", str(h)]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    cmd += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", TMP]
     cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     cmd += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", TMP]
     cmd += ["--cap-drop", "ALL"]

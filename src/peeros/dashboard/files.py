@@ -1,6 +1,5 @@
 """Files page: the files stored on a peer (list, upload from the browser, download to
-the browser, delete), owned files (:mod:`.owned`). Shared files are not built yet: the
-page says so."""
+the browser, delete), owned files (:mod:`.owned`) and shared files (:mod:`.shares`)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from peeros.client import AsyncClient
 from peeros.client_files import AsyncFiles
-from peeros.dashboard import owned
+from peeros.dashboard import owned, shares
 from peeros.dashboard.backend import backend
 from peeros.dashboard.layout import (
     ErrorLabel,
@@ -46,11 +45,6 @@ ACTIONS_SLOT = r"""
          @click="() => $parent.$emit('delete', props.row)" />
 </q-td>
 """
-
-NOT_YET = {
-    "Shared files": "Shared folders with lookup, flooding search and downloads with "
-    "progress are not available yet in PeerOS; they will appear here once they land.",
-}
 
 
 def files_of(client: AsyncClient, target: str) -> AsyncFiles:
@@ -122,9 +116,7 @@ async def page() -> None:
             listing.add_slot("body-cell-actions", ACTIONS_SLOT)
             listing.props("data-testid=file-table")
         refresh_owned = owned.build_owned()
-        for title, text in NOT_YET.items():
-            with card(title):
-                ui.label(f"Not available yet. {text}").classes("opacity-70 peeros-wrap")
+        refresh_shared = shares.build_shared()
 
         async def on_upload(e: UploadEventArguments) -> None:
             workdir = Path(tempfile.mkdtemp(prefix="peeros-dash-"))
@@ -166,5 +158,6 @@ async def page() -> None:
                 listing.rows = rows
                 listing.update()
             await refresh_owned()
+            await refresh_shared()
 
         Live(refresh, banner)

@@ -1,5 +1,5 @@
 """Stats page: task statistics from the history, scheduler averages, result cache and
-worker counters. Query and transfer statistics come with owned and shared files."""
+worker counters; query and transfer statistics of shared files (:mod:`.share_stats`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from nicegui import ui
 
 from peeros.dashboard.backend import backend
 from peeros.dashboard.layout import Live, card, frame, seconds, stat
+from peeros.dashboard.share_stats import build_share_stats
 from peeros.dashboard.tasks import stats_text
 
 OUTCOMES = [
@@ -83,11 +84,7 @@ async def page() -> None:
                     "killed",
                 )
             }
-        with card("Query and transfer statistics"):
-            ui.label(
-                "Not available yet: they come with owned and shared files (searches, "
-                "replication and transfers), which PeerOS does not have yet."
-            ).classes("opacity-70 peeros-wrap")
+        refresh_shares = build_share_stats()
         last: dict[str, Any] = {}
 
         async def refresh() -> None:
@@ -111,5 +108,6 @@ async def page() -> None:
                 label.set_text(f"{100 * value:.0f} %" if name == "hit_rate" else f"{value:g}")
             for name, label in workers.items():
                 label.set_text(str(st.workers.get(name, 0)))
+            await refresh_shares()
 
         Live(refresh, banner)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from peeros.peer.node import PeerNode
 
 NODE: web.AppKey[PeerNode] = web.AppKey("node")
+N = TypeVar("N", int, float)
 _TASK_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -34,27 +35,17 @@ def task_id_of(request: web.Request) -> str:
     return task_id
 
 
-def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def number_query(request: web.Request, name: str, default: N, low: N, high: N, kind: type[N]) -> N:
+    """A numeric query parameter within [low, high]; anything else is a 400 naming it."""
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise BadRequest(f"{name} must be an integer, got {raw[:20]!r}") from exc
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def float_query(request: web.Request, name: str, default: float, low: float, high: float) -> float:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be a number, got {raw[:20]!r}") from exc
+        raise BadRequest(
+            f"{name} must be a{'n integer' if kind is int else ' number'}, got {raw[:20]!r}"
+        ) from exc
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     return value
@@ -68,10 +59,13 @@ async def peers(request: web.Request) -> web.Response:
     return json_response(await request.app[NODE].peers())
 
 
-async def _submitted(request: web.Request, ids: list[str]) -> web.Response:
+def _wait_param(request: web.Request) -> float:
+    return number_query(request, "wait", 0.0, 0.0, 60.0, float)
+
+
+async def _submitted(request: web.Request, ids: list[str], wait: float) -> web.Response:
     """``?wait=S`` answers with the results when all are done within S seconds, saving
     the client a second round trip (the common case for short tasks)."""
-    wait = float_query(request, "wait", 0.0, 0.0, 60.0)
     if wait > 0:
         got = await request.app[NODE].tasks.wait(ids, wait, True)
         if not got.pending:
@@ -80,13 +74,15 @@ async def _submitted(request: web.Request, ids: list[str]) -> web.Response:
 
 
 async def submit(request: web.Request) -> web.Response:
+    wait = _wait_param(request)  # before anything is queued
     req = await read_model(request, TaskRequest)
-    return await _submitted(request, request.app[NODE].tasks.submit([req]))
+    return await _submitted(request, request.app[NODE].tasks.submit([req]), wait)
 
 
 async def submit_batch(request: web.Request) -> web.Response:
+    wait = _wait_param(request)
     req = await read_model(request, BatchRequest)
-    return await _submitted(request, request.app[NODE].tasks.submit(req.tasks))
+    return await _submitted(request, request.app[NODE].tasks.submit(req.tasks), wait)
 
 
 async def wait(request: web.Request) -> web.Response:
@@ -103,7 +99,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    limit = int_query(request, "limit", 20, 1, 10_000)
+    limit = number_query(request, "limit", 20, 1, 10_000, int)
     return json_response(request.app[NODE].history_report(limit))
 
 

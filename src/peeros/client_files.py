@@ -45,6 +45,36 @@ T = TypeVar("T")
 IDLE_TIMEOUT = 300.0
 
 
+async def receive_verified(
+    resp: aiohttp.ClientResponse,
+    dest: Path,
+    name: str,
+    origin: str,
+    progress: Progress | None = None,
+) -> tuple[int, str]:
+    """Stream a response body into ``dest`` atomically, checking the SHA-256 the sender
+    announced; returns ``(size, digest)``. Nothing appears at ``dest`` unless it matches."""
+    expected = resp.headers.get(SHA256_HEADER)
+    if not expected:
+        raise PeerOSError(f"{origin} sent {name!r} without its SHA-256")
+    total = resp.content_length if resp.content_length is not None else -1
+    received = 0
+
+    def on_chunk(n: int) -> None:
+        nonlocal received
+        received += n
+        if progress is not None:
+            progress("receiving", received, total)
+
+    with await asyncio.to_thread(SaveFile, dest) as writer:
+        try:
+            await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
+            digest = await asyncio.to_thread(writer.commit, expected)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
+    return writer.size, digest
+
+
 class SaveFile:
     """A download on its way to ``dest``: a temp file beside it, hashed while written,
     renamed over ``dest`` only when complete and matching; removed otherwise.
@@ -176,27 +206,10 @@ class AsyncFiles:
         if await asyncio.to_thread(dest.is_dir):
             dest = dest / name
         async with self._stream("GET", name) as resp:
-            expected = resp.headers.get(SHA256_HEADER)
-            if not expected:
-                raise PeerOSError(f"{self._origin} sent {name!r} without its SHA-256")
-            total = resp.content_length if resp.content_length is not None else -1
-            received = 0
-
-            def on_chunk(n: int) -> None:
-                nonlocal received
-                received += n
-                if progress is not None:
-                    progress("receiving", received, total)
-
-            with await asyncio.to_thread(SaveFile, dest) as writer:
-                try:
-                    await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
-                    digest = await asyncio.to_thread(writer.commit, expected)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
+            size, digest = await receive_verified(resp, dest, name, self._origin, progress)
             return FileInfo(
                 name=name,
-                size=writer.size,
+                size=size,
                 sha256=digest,
                 modified=float(resp.headers.get(MODIFIED_HEADER, "0") or 0),
                 peer_id=resp.headers.get(PEER_HEADER, ""),

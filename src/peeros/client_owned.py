@@ -17,12 +17,12 @@ from urllib.parse import quote
 
 import aiohttp
 
-from peeros.client_files import IDLE_TIMEOUT, SaveFile
-from peeros.errors import NotFound, PeerOSError, Unavailable
+from peeros.client_files import IDLE_TIMEOUT, receive_verified
+from peeros.errors import NotFound, Unavailable
 from peeros.files.local import check_filename_or_400
-from peeros.files.transfer import CHUNK, Progress, read_chunks, write_stream
+from peeros.files.transfer import Progress, read_chunks
 from peeros.net.client import open_stream, parse
-from peeros.protocol import SHA256_HEADER, FileInfo, OwnedDeleted, OwnedList, OwnedRecord
+from peeros.protocol import FileInfo, OwnedDeleted, OwnedList, OwnedRecord
 
 if TYPE_CHECKING:
     from peeros.client import AsyncClient
@@ -94,25 +94,8 @@ class AsyncOwned:
         if await asyncio.to_thread(dest.is_dir):
             dest = dest / name
         async with self._stream("GET", self._path(name)) as resp:
-            expected = resp.headers.get(SHA256_HEADER)
-            if not expected:
-                raise PeerOSError(f"the peer sent {name!r} without its SHA-256")
-            total = resp.content_length if resp.content_length is not None else -1
-            received = 0
-
-            def on_chunk(n: int) -> None:
-                nonlocal received
-                received += n
-                if progress is not None:
-                    progress("receiving", received, total)
-
-            with await asyncio.to_thread(SaveFile, dest) as writer:
-                try:
-                    await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
-                    digest = await asyncio.to_thread(writer.commit, expected)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
-        return FileInfo(name=name, size=writer.size, sha256=digest, modified=0.0, peer_id="")
+            size, digest = await receive_verified(resp, dest, name, "the peer", progress)
+        return FileInfo(name=name, size=size, sha256=digest, modified=0.0, peer_id="")
 
     async def delete(self, name: str) -> OwnedDeleted:
         """Remove ``name`` from every holder and from the tracker's registry."""

@@ -102,8 +102,9 @@ class Scheduler:
         return fut
 
     def kick(self) -> None:
-        """Resources came back: try the jobs that were held back again."""
-        self._post("policy", None)
+        """Resources came back: try the jobs that were held back again (the dispatcher
+        re-asks admission of held jobs at every fill; nothing to re-order)."""
+        self._post("retry", None)
 
     def _state(self, job: Job, state: str) -> None:
         if self.hooks is not None:
@@ -198,6 +199,9 @@ class Scheduler:
         job.ticket = next(self._tickets)
         self._enqueue(job)
         self._state(job, "READY")
+
+    def _on_retry(self, _: None) -> None:
+        pass  # the fill that follows every batch of events re-checks held jobs
 
     def _on_policy(self, _: None) -> None:
         self.ready.rekey(self._static_key)  # the order is the new policy's

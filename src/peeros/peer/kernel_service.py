@@ -124,11 +124,14 @@ class KernelService:
         return None
 
     def on_finish(self, job: Job, status: str) -> None:
+        freed = False
         if job.admitted:
             if job.memory_mb:
                 self.allocator.free(job.task_id)
+                freed = True
             if job.claims:
                 self.banker.finish(job.task_id)
+                freed = True
         for callback in self.on_task_end:
             callback(job.task_id)
         if job.task_id in self.table:
@@ -137,7 +140,8 @@ class KernelService:
             self._reap_on_exit.discard(job.task_id)
             if job.parent is None or killed:  # a top-level result goes straight back
                 self.table.collect(job.task_id)
-        self.scheduler.kick()
+        if freed:  # held jobs may fit now
+            self.scheduler.kick()
 
     # --- processes --------------------------------------------------------------------
 

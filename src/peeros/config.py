@@ -71,6 +71,8 @@ class PeerSettings:
     request_timeout: float = 10.0
     #: Scheduling policy at start (fcfs, sjf, srtf, priority, priority-preemptive, rr).
     policy: str = "fcfs"
+    #: Tasks handed to a busy worker ahead of time under FCFS (0 = none).
+    pipeline: int = 2
     #: Round-robin quantum in milliseconds.
     quantum_ms: float = 100.0
     #: Priority aging: effective priority gained per second of waiting.

@@ -174,6 +174,13 @@ def _parse_resources(items: tuple[str, ...]) -> dict[str, int]:
     help="Address space of a task that declares no --memory-mb.",
 )
 @click.option(
+    "--pipeline",
+    type=click.IntRange(0, 64),
+    default=2,
+    show_default=True,
+    help="Under FCFS, tasks handed to a busy worker ahead of time (0 = none).",
+)
+@click.option(
     "--max-workers",
     type=click.IntRange(0),
     default=0,
@@ -275,6 +282,7 @@ def peer(
     cache_ttl: float,
     task_memory_mb: int,
     max_workers: int,
+    pipeline: int,
     resp_port: int,
     no_resp: bool,
     mem_max_keys: int,
@@ -314,6 +322,7 @@ def peer(
         cache_ttl=cache_ttl,
         task_memory_mb=task_memory_mb,
         max_workers=max_workers,
+        pipeline=pipeline,
         resp_port=None if no_resp else resp_port,
         mem_max_keys=mem_max_keys,
         mem_max_bytes=mem_max_mb << 20,

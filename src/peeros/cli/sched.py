@@ -47,7 +47,10 @@ def show(client: Client, as_json: bool) -> None:
         print_json(st)
         return
     click.echo(f"policy        {st.policy} (quantum {st.quantum_ms:g} ms, aging {st.aging:g})")
-    click.echo(f"slots         {st.slots}   sandboxed {'yes' if st.sandboxed else 'NO'}")
+    click.echo(
+        f"slots         {st.slots}   pipeline {st.pipeline}   "
+        f"sandboxed {'yes' if st.sandboxed else 'NO'}"
+    )
     click.echo(f"running       {', '.join(r['task_id'][:8] for r in st.running) or '-'}")
     click.echo(f"queue         {len(st.queue)}")
     click.echo(

@@ -52,6 +52,10 @@ class Job:
     wake: asyncio.Future[None] | None = None
     #: Bumped whenever the job enters or leaves the ready queue (stale heap entries).
     generation: int = 0
+    #: Jobs already handed to this job's worker, to run after it (pipelining), and the
+    #: job a queued job waits behind.
+    queued: list[Job] = field(default_factory=list)
+    behind: Job | None = None
     future: asyncio.Future[JobResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

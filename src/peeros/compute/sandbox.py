@@ -30,7 +30,10 @@ Messages (one JSON object per line):
 ``{"ready": true, "pid": ..., "uid": ...}`` once, then per task the request
 ``{"id", "program", "function", "args", "kwargs", "payload" (base64), "memory", "cpu"}``
 and the reply ``{"id", "status": "ok"|"error", "result" | "payload" | "error" +
-"traceback", "cpu", "wall", "recycle": str|null, "note": str|null}``.
+"traceback", "cpu", "wall", "recycle": str|null, "note": str|null}``. The peer may send
+the next tasks before a reply (they wait in the pipe, run in order); ``{"revoke": id}``
+takes back one that has not started, answered by ``{"revoked": id, "ok": bool}``. After
+a reply with ``recycle`` the worker runs nothing more and exits.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import itertools
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import sys
@@ -51,7 +55,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
@@ -80,9 +84,11 @@ class _State:
     worker_pid = 0
     pidns = False
     in_task = False
-    proto_in: io.BufferedReader | None = None
+    proto_in: _Lines | None = None
     proto_out: io.BufferedWriter | None = None
     programs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    #: Task messages that arrived while a system call waited for its answer.
+    pending: deque[dict[str, Any]] = deque()
 
 
 def _parse_args(argv: list[str]) -> dict[str, int]:
@@ -97,6 +103,52 @@ def _parse_args(argv: list[str]) -> dict[str, int]:
     return opts
 
 
+class _Lines:
+    """Newline-delimited messages from a pipe, readable without blocking too: between
+    tasks the worker looks at what already arrived (a revoke must be seen before the
+    reply that would let the peer think the revoked task started)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buf = bytearray()
+        self._scanned = 0  # no newline before this offset (big messages: no rescans)
+        self._eof = False
+
+    def _fill(self) -> bool:
+        data = os.read(self.fd, 1 << 20)
+        if not data:
+            self._eof = True
+            return False
+        self._buf += data
+        return True
+
+    def _line(self) -> bytes | None:
+        i = self._buf.find(b"\n", self._scanned)
+        if i < 0:
+            self._scanned = len(self._buf)
+            return None
+        line = bytes(self._buf[: i + 1])
+        del self._buf[: i + 1]
+        self._scanned = 0
+        return line
+
+    def readline(self) -> bytes:
+        """The next line; what is left (maybe b"") at end of file."""
+        while (line := self._line()) is None:
+            if self._eof or not self._fill():
+                rest = bytes(self._buf)
+                self._buf.clear()
+                return rest
+        return line
+
+    def available(self) -> bytes | None:
+        """The next line if it can be had without blocking, else None."""
+        while (line := self._line()) is None:
+            if self._eof or not select.select([self.fd], [], [], 0)[0] or not self._fill():
+                return None
+        return line
+
+
 def _take_protocol_fds() -> None:
     """Keep private, non-inheritable copies of stdin/stdout for the protocol."""
     fd_in, fd_out = os.dup(0), os.dup(1)  # PEP 446: dup() fds are not inherited by exec
@@ -104,16 +156,18 @@ def _take_protocol_fds() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    _State.proto_in = io.BufferedReader(io.FileIO(fd_in, "rb"), 1 << 16)
+    _State.proto_in = _Lines(fd_in)
     _State.proto_out = io.BufferedWriter(io.FileIO(fd_out, "wb"), 1 << 16)
     os.register_at_fork(after_in_child=_forget_protocol)
 
 
 def _forget_protocol() -> None:
     """A process the task forked must never speak the protocol."""
-    for f in (_State.proto_in, _State.proto_out):
-        if f is not None:
-            f.raw.close()  # the fd only: never flush the parent's buffer from here
+    if _State.proto_in is not None:
+        with suppress(OSError):
+            os.close(_State.proto_in.fd)
+    if _State.proto_out is not None:
+        _State.proto_out.raw.close()  # the fd only: never flush the parent's buffer
     _State.proto_in = _State.proto_out = None
 
 
@@ -363,10 +417,17 @@ def peeros_syscall(op: str, args: dict[str, Any]) -> Any:
         line = json.dumps({"syscall": op, "args": args, "seq": seq}, allow_nan=False)
         _State.proto_out.write(line.encode() + b"\n")
         _State.proto_out.flush()
-        answer = _State.proto_in.readline()
-    if not answer:
-        raise SyscallError("the peer closed the channel")
-    reply = json.loads(answer)
+        while True:  # tasks queued behind this one may arrive first: keep them for later
+            answer = _State.proto_in.readline()
+            if not answer:
+                raise SyscallError("the peer closed the channel")
+            reply = json.loads(answer)
+            if "sysret" in reply:
+                break
+            if "revoke" in reply:
+                _revoke(_State.proto_out, reply)
+            else:
+                _State.pending.append(reply)
     if reply.get("sysret") != seq:
         raise SyscallError(f"unexpected answer to system call {op!r}")
     if reply.get("error") is not None:
@@ -382,12 +443,36 @@ def _serve() -> int:
 
     number = 0
     while True:
-        line = proto_in.readline()
-        if not line:
-            return 0
+        if _State.pending:
+            msg = _State.pending.popleft()
+        else:
+            line = proto_in.readline()
+            if not line:
+                return 0
+            msg = json.loads(line)
+            if "revoke" in msg:  # for a task that already ran
+                _revoke(proto_out, msg)
+                continue
         number += 1
-        reply = run_task(json.loads(line), number)
+        reply = run_task(msg, number)
+        while (waiting := proto_in.available()) is not None:  # revokes before the reply
+            more = json.loads(waiting)
+            if "revoke" in more:
+                _revoke(proto_out, more)
+            else:
+                _State.pending.append(more)
         _send(proto_out, reply)
+        if reply.get("recycle"):
+            return 0  # run nothing more: the peer replaces this worker
+
+
+def _revoke(out: io.BufferedWriter, msg: dict[str, Any]) -> None:
+    """Hand a queued task back unrun, if it has not started (``ok`` says whether)."""
+    task_id = msg.get("revoke")
+    found = next((m for m in _State.pending if m.get("id") == task_id), None)
+    if found is not None:
+        _State.pending.remove(found)
+    _send(out, {"revoked": task_id, "ok": found is not None})
 
 
 def _send(out: io.BufferedWriter, reply: dict[str, Any]) -> None:

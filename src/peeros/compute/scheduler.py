@@ -42,9 +42,12 @@ class Scheduler:
         aging: float = 0.5,
         max_started: int = 16,
         clock: Callable[[], float] = time.monotonic,
+        pipeline: int = 2,
     ) -> None:
         self.pool = pool
         self.slots = slots
+        #: Tasks handed to a busy worker ahead of time (non-preemptive policies only).
+        self.pipeline = pipeline
         self.clock = clock
         self.max_started = max(max_started, slots)
         self.quantum = quantum
@@ -135,7 +138,8 @@ class Scheduler:
 
     def counts(self) -> tuple[int, int]:
         """(queued, running) for heartbeats."""
-        return len(self.ready), len(self.running)
+        handed = sum(len(j.queued) for j in self.running.values())
+        return len(self.ready) + handed, len(self.running)
 
     # --- the dispatcher ----------------------------------------------------------------
 
@@ -185,6 +189,9 @@ class Scheduler:
             self._dequeue(job)
             job.execution.resume()
             self._state(job, "RUNNING")
+        for queued in job.queued:  # they would wait for the whole call: take them back
+            if queued.execution is not None:
+                queued.execution.revoke()
         job.blocked, job.waiting_on = True, waiting_on
         self._state(job, "WAITING")
 
@@ -236,10 +243,26 @@ class Scheduler:
 
     def _on_done(self, item: tuple[Job, TaskOutcome]) -> None:
         job, outcome = item
+        if self.jobs.get(job.task_id) is not job:
+            return
+        if not outcome.started:
+            self._unstarted(job)
+            return
+        self._detach(job)
+        slot = job.slot
         if job.slot is not None:
             self._end_stint(job)
         elif job.task_id in self.ready:
             self._dequeue(job)
+        if job.queued:  # its worker has already moved on to the next one
+            nxt, *rest = job.queued
+            job.queued = []
+            nxt.behind, nxt.queued = None, rest
+            for j in rest:
+                j.behind = nxt
+            if slot is not None and slot not in self.running:
+                self._occupy(nxt, slot)
+                self._arm(nxt)
         job.blocked = False
         if outcome.status == "ok":
             status: Status = "DONE"
@@ -251,6 +274,26 @@ class Scheduler:
         else:
             status = "FAILED"
         self._finish(job, status, outcome, outcome.error)
+
+    def _unstarted(self, job: Job) -> None:
+        """A job queued on a worker came back unrun (revoked, or the worker died)."""
+        self._detach(job)
+        if job.slot is not None:
+            self._end_stint(job, ran=False)
+        job.execution = None
+        job.first_start = None
+        self._n_started -= 1
+        if job.kill_status is not None:
+            self._finish(job, job.kill_status, None, "cancelled before it started")
+        else:
+            self._enqueue(job)
+            self._state(job, "READY")
+
+    def _detach(self, job: Job) -> None:
+        if job.behind is not None:
+            if job in job.behind.queued:
+                job.behind.queued.remove(job)
+            job.behind = None
 
     # --- mechanics ---------------------------------------------------------------------
 
@@ -302,6 +345,7 @@ class Scheduler:
         while self.ready:
             slot = self._free_slot()
             if slot is None:
+                self._prefetch()
                 return
             job = self._next_admissible()
             if job is None:
@@ -309,24 +353,54 @@ class Scheduler:
             self._dequeue(job)
             await self._start(job, slot)
 
+    def _prefetch(self) -> None:
+        """Pipelining: with every slot busy, hand the best ready jobs to the busy workers
+        of their owner ahead of time (up to ``pipeline`` each), so a worker starts its
+        next task without waiting for this peer. Only under FCFS, whose order a later
+        arrival can never change (under SJF or priority a later, better task must still
+        overtake a waiting one), and only the queue's head, so the order holds."""
+        if self.pipeline <= 0 or self.policy_name != "fcfs":
+            return
+        while (best := self.ready.peek()) is not None and best.execution is None:
+            holders = [
+                j
+                for j in self.running.values()
+                if j.execution is not None
+                and not j.blocked
+                and j.spec.owner == best.spec.owner
+                and len(j.queued) < self.pipeline
+            ]
+            if not holders or not self._acceptable(best, self._started() < self.max_started):
+                return
+            holder = min(holders, key=lambda j: len(j.queued))
+            assert holder.execution is not None
+            execution = self.pool.enqueue(holder.execution, best.spec)
+            if execution is None:
+                return
+            self._dequeue(best)
+            self._n_started += 1
+            best.execution, best.behind = execution, holder
+            holder.queued.append(best)
+            assert self._tg is not None
+            self._tg.create_task(self._watch(best, execution))
+
+    def _acceptable(self, job: Job, room: bool) -> bool:
+        if job.execution is not None or job.admitted:
+            return True
+        if not room:
+            return False
+        job.held_reason = self.hooks.admit(job) if self.hooks is not None else None
+        job.admitted = job.held_reason is None
+        return job.admitted
+
     def _next_admissible(self) -> Job | None:
         """The best ready job, by the policy, that may run now: a job that has not
         started yet must be admitted (worker room, memory, a safe Banker's state). Jobs
         held back keep their place in the queue."""
         room = self._started() < self.max_started
+        return self.ready.first(lambda job: self._acceptable(job, room))
 
-        def acceptable(job: Job) -> bool:
-            if job.execution is not None or job.admitted:
-                return True
-            if not room:
-                return False
-            job.held_reason = self.hooks.admit(job) if self.hooks is not None else None
-            job.admitted = job.held_reason is None
-            return job.admitted
-
-        return self.ready.first(acceptable)
-
-    async def _start(self, job: Job, slot: int) -> None:
+    def _occupy(self, job: Job, slot: int) -> None:
         now = self.clock()
         job.slot = slot
         self.running[slot] = job
@@ -335,6 +409,15 @@ class Scheduler:
         if job.first_start is None:
             job.first_start = now
         self._state(job, "RUNNING")
+
+    def _arm(self, job: Job) -> None:
+        job.timer = asyncio.get_running_loop().call_later(
+            max(job.timeout - job.used, 0.0), self._post, "timeout", (job, job.stint)
+        )
+        self._arm_quantum(job)
+
+    async def _start(self, job: Job, slot: int) -> None:
+        self._occupy(job, slot)
         if job.execution is None:
             try:
                 job.execution = await self.pool.execute(job.spec)
@@ -350,12 +433,7 @@ class Scheduler:
             job.wake = None
         else:
             job.execution.resume()
-        loop = asyncio.get_running_loop()
-        stint = job.stint
-        job.timer = loop.call_later(
-            max(job.timeout - job.used, 0.0), self._post, "timeout", (job, stint)
-        )
-        self._arm_quantum(job)
+        self._arm(job)
 
     def _arm_quantum(self, job: Job) -> None:
         if job.qtimer is not None:
@@ -366,9 +444,11 @@ class Scheduler:
                 float(self.policy.quantum), self._post, "quantum", (job, job.stint)
             )
 
-    def _end_stint(self, job: Job) -> None:
+    def _end_stint(self, job: Job, ran: bool = True) -> None:
         now = self.clock()
         if job.stint_start is not None and job.slot is not None:
+            del self.running[job.slot]
+        if ran and job.stint_start is not None and job.slot is not None:
             job.used += now - job.stint_start
             self.gantt.append(
                 (
@@ -378,7 +458,6 @@ class Scheduler:
                     job.slot,
                 )
             )
-            del self.running[job.slot]
         for timer in (job.timer, job.qtimer):
             if timer is not None:
                 timer.cancel()
@@ -442,6 +521,7 @@ class Scheduler:
             "quantum_ms": round(self.quantum * 1000, 3),
             "aging": self.aging,
             "slots": self.slots,
+            "pipeline": self.pipeline if self.policy_name == "fcfs" else 0,
             "queue": [
                 {
                     "task_id": j.task_id,
@@ -451,6 +531,18 @@ class Scheduler:
                     "held": j.held_reason,
                 }
                 for j in self.ready.values()
+            ]
+            + [
+                {
+                    "task_id": q.task_id,
+                    "priority": q.priority,
+                    "paused": False,
+                    "waiting": round(now - q.enqueued, 4),
+                    "held": None,
+                    "handed_to_worker": True,
+                }
+                for j in self.running.values()
+                for q in j.queued
             ],
             "blocked": [
                 {"task_id": j.task_id, "waiting_on": j.waiting_on}
@@ -462,6 +554,7 @@ class Scheduler:
                     "task_id": j.task_id,
                     "slot": s,
                     "running_for": round(now - (j.stint_start or now), 4),
+                    "next": [q.task_id for q in j.queued],
                 }
                 for s, j in sorted(self.running.items())
             ],

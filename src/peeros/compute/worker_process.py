@@ -115,9 +115,15 @@ class WorkerProcess:
 
     async def send(self, line: bytes) -> None:
         """Write one message; raises ``OSError``/``TimeoutError`` if the worker is gone."""
+        self.write(line)
         assert self.proc.stdin is not None
-        self.proc.stdin.write(line)
         await asyncio.wait_for(self.proc.stdin.drain(), SEND_TIMEOUT)
+
+    def write(self, line: bytes) -> None:
+        """Buffer one whole message for the pipe (never interleaved with another)."""
+        assert self.proc.stdin is not None
+        if line:
+            self.proc.stdin.write(line)
 
     async def receive(self) -> dict[str, Any] | None:
         """The next message, or ``None`` at end of file (the worker is gone)."""

@@ -75,6 +75,9 @@ class TaskOutcome:
     traceback: str | None = None
     cpu_time: float = 0.0  # CPU seconds the task used
     wall_time: float = 0.0
+    #: False: the task was queued on a worker and never started (revoked, or the worker
+    #: died first); the scheduler runs it again.
+    started: bool = True
 
 
 def encode_task(spec: TaskSpec, config: SandboxConfig) -> bytes:

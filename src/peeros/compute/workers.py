@@ -23,13 +23,12 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from peeros.compute import bwrap
+from peeros.compute.worker_handle import Execution, Worker
 from peeros.compute.worker_process import EXIT_TIMEOUT, WorkerProcess
 from peeros.compute.worker_protocol import (
     PoolClosed,
@@ -59,70 +58,6 @@ log = logging.getLogger(__name__)
 SyscallHandler = Callable[[str, str, str, dict[str, Any]], Awaitable[Any]]
 
 
-@dataclass(eq=False)
-class _Worker:
-    process: WorkerProcess
-    owner: str | None
-    state: Literal["idle", "busy", "dead"]
-    execution: Execution | None = None
-
-
-class Execution:
-    """A task handed to a worker: pause, resume or kill its whole sandbox; wait for it."""
-
-    def __init__(self, task_id: str, worker: _Worker, pool: WorkerPool, owner: str = "") -> None:
-        self.task_id = task_id
-        self.owner = owner
-        self._worker = worker
-        self._pool = pool
-        self._future: asyncio.Future[TaskOutcome] = asyncio.get_running_loop().create_future()
-        self._paused = False
-        self._kill_reason: str | None = None
-        self._started = time.monotonic()
-
-    def _active(self) -> bool:
-        return not self._future.done() and self._worker.execution is self
-
-    def pause(self) -> None:
-        """SIGSTOP every process of the sandbox (the task and all its children). Idempotent."""
-        if self._active() and not self._paused:
-            self._paused = True
-            self._worker.process.stop()
-
-    def resume(self) -> None:
-        """SIGCONT them all. Idempotent."""
-        if self._paused:
-            self._paused = False
-            self._worker.process.cont()
-
-    def kill(self, reason: str = "killed") -> None:
-        """SIGKILL the whole sandbox; :meth:`wait` then returns ``killed`` with ``reason``."""
-        if self._active():
-            self._kill_reason = self._kill_reason or reason
-            self._pool._discard(self._worker)
-            self._worker.process.kill()
-
-    async def wait(self) -> TaskOutcome:
-        """The outcome (``crashed`` if the worker process died under the task)."""
-        return await asyncio.shield(self._future)
-
-    @property
-    def pids(self) -> list[int]:
-        """Outer pids of every process in the sandbox (for tests)."""
-        return self._worker.process.pids() if self._active() else []
-
-    def _finish(self, outcome: TaskOutcome) -> None:
-        self.resume()  # never leave a stopped worker behind
-        if not self._future.done():
-            self._future.set_result(outcome)
-
-    def _ended(self, why: str) -> TaskOutcome:
-        wall = time.monotonic() - self._started
-        if self._kill_reason is not None:
-            return TaskOutcome(status="killed", error=self._kill_reason, wall_time=wall)
-        return TaskOutcome(status="crashed", error=why, wall_time=wall)
-
-
 class WorkerPool:
     """Warm, reusable, per-owner sandboxed workers. See the module docstring."""
 
@@ -133,7 +68,7 @@ class WorkerPool:
         self.sandboxed = False
         self._warm = min(warm, max_workers)
         self._max = max_workers
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self._processes: set[WorkerProcess] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._starting = 0  # workers being started (all kinds)
@@ -194,8 +129,7 @@ class WorkerPool:
             await p.reap()
             self._processes.discard(p)
         for w in self._workers:
-            if w.execution is not None:
-                w.execution._finish(w.execution._ended("worker pool closed"))
+            self._settle_all(w, "worker pool closed")
         self._workers.clear()
 
     def stats(self) -> dict[str, int]:
@@ -241,7 +175,43 @@ class WorkerPool:
         self._replenish()
         return execution
 
-    async def _acquire(self, owner: str) -> _Worker:
+    def enqueue(self, behind: Execution, spec: TaskSpec) -> Execution | None:
+        """Queue ``spec`` on the worker running ``behind`` (same owner), to start as soon
+        as the tasks before it reply; None if that worker cannot take it any more."""
+        worker = behind._worker
+        if (
+            self._closed
+            or worker.state != "busy"
+            or worker.owner != spec.owner
+            or behind._future.done()
+            or (worker.execution is not behind and behind not in worker.queued)
+        ):
+            return None
+        line = encode_task(spec, self.config)
+        execution = Execution(spec.task_id, worker, self, spec.owner, started=False)
+        worker.queued.append(execution)
+        self._send_later(worker, line)
+        return execution
+
+    def _send_later(self, worker: Worker, line: bytes) -> None:
+        """Write ``line`` now (whole, so it never interleaves) and drain in the background."""
+
+        async def drain() -> None:
+            try:
+                await worker.process.send(b"")
+            except (OSError, TimeoutError) as exc:  # its monitor reports the death
+                log.info("worker %d: could not write: %r", worker.process.number, exc)
+                worker.process.kill()
+
+        try:
+            worker.process.write(line)
+        except (OSError, RuntimeError) as exc:
+            log.info("worker %d: could not write: %r", worker.process.number, exc)
+            worker.process.kill()
+            return
+        self._background(drain())
+
+    async def _acquire(self, owner: str) -> Worker:
         while True:
             if self._closed:
                 raise PoolClosed("the worker pool is closed")
@@ -282,7 +252,7 @@ class WorkerPool:
         finally:
             self._starting_unbound -= 1
 
-    async def _spawn(self, owner: str | None) -> _Worker:
+    async def _spawn(self, owner: str | None) -> Worker:
         """Start a worker: busy for ``owner``, or idle and unbound when ``owner`` is None.
 
         The caller has counted it in ``_starting`` (synchronously, so no two callers can
@@ -324,14 +294,14 @@ class WorkerPool:
             await process.reap()
             self._processes.discard(process)
             raise PoolClosed("the worker pool is closed")
-        worker = _Worker(process, owner, "idle" if owner is None else "busy")
+        worker = Worker(process, owner, "idle" if owner is None else "busy")
         self._workers.append(worker)
         self._counts["started"] += 1
         self._background(self._monitor(worker))
         self._notify()
         return worker
 
-    async def _syscall(self, worker: _Worker, execution: Execution, msg: dict[str, Any]) -> None:
+    async def _syscall(self, worker: Worker, execution: Execution, msg: dict[str, Any]) -> None:
         """Answer one system call of the running task (see ``sandbox.peeros_syscall``).
 
         The task's process is blocked reading its pipe until the answer arrives. The
@@ -358,7 +328,7 @@ class WorkerPool:
         except (OSError, TimeoutError) as exc:
             log.info("could not answer a system call of %s: %r", execution.task_id, exc)
 
-    async def _monitor(self, worker: _Worker) -> None:
+    async def _monitor(self, worker: Worker) -> None:
         """Read the worker's replies until it dies; then settle its task and replace it."""
         process, why = worker.process, ""
         try:
@@ -366,6 +336,9 @@ class WorkerPool:
                 execution = worker.execution
                 if execution is not None and "syscall" in msg:
                     self._background(self._syscall(worker, execution, msg))
+                    continue
+                if "revoked" in msg:
+                    self._on_revoked(worker, msg)
                     continue
                 if execution is None or msg.get("id") != execution.task_id:
                     raise ProtocolError(f"unexpected message {str(msg)[:80]}")
@@ -376,8 +349,12 @@ class WorkerPool:
                 execution._finish(outcome)
                 if msg.get("note"):
                     log.info("task %s: %s", execution.task_id, msg["note"])
-                if msg.get("recycle"):
+                if msg.get("recycle"):  # the worker runs nothing more: queued tasks come back
                     self._retire(worker, f"task {execution.task_id}: {msg['recycle']}")
+                elif (nxt := worker.promote()) is not None:
+                    if nxt._kill_reason is not None:  # revoked too late: it started
+                        self._discard(worker)
+                        process.kill()
                 elif worker.state == "busy":
                     worker.state = "idle"
                     self._notify()
@@ -392,7 +369,26 @@ class WorkerPool:
                 self._processes.discard(process)
             self._bury(worker, why)
 
-    def _bury(self, worker: _Worker, why: str) -> None:
+    def _on_revoked(self, worker: Worker, msg: dict[str, Any]) -> None:
+        """The worker's answer to a revoke: the task came back unrun, or it had started."""
+        task_id = msg.get("revoked")
+        for execution in worker.queued:
+            if execution.task_id == task_id:
+                if msg.get("ok") is True:
+                    worker.queued.remove(execution)
+                    execution._finish(execution._ended("revoked"))
+                return
+
+    def _settle_all(self, worker: Worker, why: str) -> None:
+        """The worker is gone: its current task crashed (or was killed); queued ones never
+        started."""
+        if worker.execution is not None:
+            worker.execution._finish(worker.execution._ended(why))
+            worker.execution = None
+        while worker.queued:
+            worker.queued.popleft()._finish(TaskOutcome(status="crashed", error=why, started=False))
+
+    def _bury(self, worker: Worker, why: str) -> None:
         unexpected = worker.state != "dead" and not self._closed
         if unexpected:
             self._counts["crashed"] += 1
@@ -400,19 +396,17 @@ class WorkerPool:
         worker.state = "dead"
         if worker in self._workers:
             self._workers.remove(worker)
-        if worker.execution is not None:
-            worker.execution._finish(worker.execution._ended(why))
-            worker.execution = None
+        self._settle_all(worker, why)
         self._notify()
         self._replenish()
 
-    def _retire(self, worker: _Worker, reason: str) -> None:
+    def _retire(self, worker: Worker, reason: str) -> None:
         log.info("recycling worker %d: %s", worker.process.number, reason)
         self._counts["recycled"] += 1
         worker.state = "dead"
         worker.process.kill()
 
-    def _discard(self, worker: _Worker) -> None:
+    def _discard(self, worker: Worker) -> None:
         """Called by :meth:`Execution.kill`: the worker is gone for good."""
         if worker.state != "dead":
             self._counts["killed"] += 1
@@ -434,7 +428,7 @@ class WorkerPool:
             log.error("worker pool task failed", exc_info=task.exception())
 
     # -- sandbox mode ------------------------------------------------------------------
-    async def _detect(self) -> _Worker | None:
+    async def _detect(self) -> Worker | None:
         """Choose the mode once. The probe — a real sandboxed worker, so the whole setup
         is verified — is kept as the first warm worker."""
         why = "disabled by configuration" if self.config.use_bwrap is False else None

@@ -122,6 +122,7 @@ class PeerNode:
             quantum=settings.quantum_ms / 1000,
             aging=settings.aging,
             max_started=max_workers,
+            pipeline=settings.pipeline,
         )
         self.db = PeerDB(self.data_dir / DB_FILE)
         self.history = TaskHistory(self.db)

@@ -122,6 +122,8 @@ class SchedState(Model):
     quantum_ms: float
     aging: float
     slots: int
+    #: Under FCFS, tasks handed to each busy worker ahead of time (0 = none).
+    pipeline: int = 0
     queue: list[dict[str, Any]]
     running: list[dict[str, Any]]
     #: Tasks WAITING in a system call (a semaphore, a child, a resource grant).

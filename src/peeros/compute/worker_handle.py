@@ -1,0 +1,125 @@
+"""One worker as the pool tracks it, and the handle of a task handed to it.
+
+A worker runs one task at a time (its *current* execution) and may hold a few more of the
+same owner *queued* behind it: their messages already sit in its stdin pipe, so it starts
+the next one the moment it sends a reply, without waiting for the peer (pipelining, as
+Ray does with tasks in flight per worker). A queued task that has not started can be
+*revoked* — the worker hands it back unrun (``{"revoke": id}`` → ``{"revoked": id,
+"ok": true}``) — and when a worker dies, its queued tasks end as *unstarted*, which the
+scheduler puts back in its ready queue: only the current task ever dies with a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from peeros.compute.worker_process import WorkerProcess
+from peeros.compute.worker_protocol import TaskOutcome
+
+if TYPE_CHECKING:
+    from peeros.compute.workers import WorkerPool
+
+
+@dataclass(eq=False)
+class Worker:
+    process: WorkerProcess
+    owner: str | None
+    state: Literal["idle", "busy", "dead"]
+    execution: Execution | None = None
+    #: Tasks handed over behind the current one, in the order the worker will run them.
+    queued: deque[Execution] = field(default_factory=deque)
+
+    def promote(self) -> Execution | None:
+        """The current task replied: the first queued one is running now."""
+        self.execution = self.queued.popleft() if self.queued else None
+        if self.execution is not None:
+            self.execution._started = time.monotonic()
+            self.execution.started = True
+        return self.execution
+
+
+class Execution:
+    """A task handed to a worker: pause, resume or kill its whole sandbox; wait for it."""
+
+    def __init__(
+        self, task_id: str, worker: Worker, pool: WorkerPool, owner: str = "", started: bool = True
+    ) -> None:
+        self.task_id = task_id
+        self.owner = owner
+        self._worker = worker
+        self._pool = pool
+        self._future: asyncio.Future[TaskOutcome] = asyncio.get_running_loop().create_future()
+        self._paused = False
+        self._kill_reason: str | None = None
+        self._started = time.monotonic()
+        #: False while queued behind another task of the worker.
+        self.started = started
+        self._revoking = False
+
+    def _active(self) -> bool:
+        return not self._future.done() and self._worker.execution is self
+
+    @property
+    def queued(self) -> bool:
+        return not self._future.done() and self in self._worker.queued
+
+    def pause(self) -> None:
+        """SIGSTOP every process of the sandbox (the task and all its children). Idempotent."""
+        if self._active() and not self._paused:
+            self._paused = True
+            self._worker.process.stop()
+
+    def resume(self) -> None:
+        """SIGCONT them all. Idempotent."""
+        if self._paused:
+            self._paused = False
+            self._worker.process.cont()
+
+    def kill(self, reason: str = "killed") -> None:
+        """SIGKILL the whole sandbox; :meth:`wait` then returns ``killed`` with ``reason``.
+
+        A queued task is revoked instead (the task running before it goes on); should it
+        have started meanwhile, the worker is killed as soon as the pool sees that."""
+        if self._active():
+            self._kill_reason = self._kill_reason or reason
+            self._pool._discard(self._worker)
+            self._worker.process.kill()
+        elif self.queued:
+            self._kill_reason = self._kill_reason or reason
+            self.revoke()
+
+    def revoke(self) -> None:
+        """Ask the worker to hand this queued task back unrun; :meth:`wait` then returns
+        an outcome with ``started=False`` (or the task's own outcome, had it started)."""
+        if self.queued and not self._revoking:
+            self._revoking = True
+            line = json.dumps({"revoke": self.task_id}).encode() + b"\n"
+            self._pool._send_later(self._worker, line)
+
+    async def wait(self) -> TaskOutcome:
+        """The outcome (``crashed`` if the worker process died under the task)."""
+        return await asyncio.shield(self._future)
+
+    @property
+    def pids(self) -> list[int]:
+        """Outer pids of every process in the sandbox (for tests)."""
+        return self._worker.process.pids() if self._active() else []
+
+    def _finish(self, outcome: TaskOutcome) -> None:
+        if self._worker.execution is self:
+            self.resume()  # never leave a stopped worker behind
+        if not self._future.done():
+            self._future.set_result(outcome)
+
+    def _ended(self, why: str) -> TaskOutcome:
+        wall = time.monotonic() - self._started
+        if not self.started:
+            return TaskOutcome(status="crashed", error=why or "revoked", started=False)
+        if self._kill_reason is not None:
+            return TaskOutcome(status="killed", error=self._kill_reason, wall_time=wall)
+        return TaskOutcome(status="crashed", error=why, wall_time=wall)

@@ -88,11 +88,29 @@ def test_latest_row_per_task_wins(db: PeerDB) -> None:
 def test_record_flushes_itself_when_overdue(db: PeerDB) -> None:
     clock = FakeClock()
     history = TaskHistory(db, flush_every=0.2, clock=clock)
-    history.record(row("t1"))
+    history.record(done("t1", 0.0, 0.0, 0.1))
     assert history.pending == 1 and db.task("t1") is None
     clock.now = 0.2
-    history.record(row("t2"))
+    history.record(done("t2", 0.0, 0.1, 0.2))
     assert history.pending == 0 and db.task("t1") is not None
+
+
+def test_passing_states_are_written_only_once_they_last(db: PeerDB) -> None:
+    """A task that ends quickly is written once (its final row), not three times."""
+    clock = FakeClock()
+    history = TaskHistory(db, flush_every=0.2, clock=clock, settle_after=1.0)
+    history.record(row("quick"))
+    history.record(row("slow"))
+    clock.now = 0.5
+    history.record(row("quick", "RUNNING"))
+    assert history.flush_settled() == 0  # nothing final, nothing old enough
+    history.record(done("quick", 0.0, 0.5, 0.6))
+    assert history.flush_settled() == 1 and db.task("slow") is None
+    assert db.task("quick")["status"] == "DONE"  # type: ignore[index]
+    clock.now = 1.0
+    assert history.flush_settled() == 1  # "slow" has been QUEUED for 1 s: now it shows
+    assert db.task("slow")["status"] == "QUEUED"  # type: ignore[index]
+    assert history.pending == 0
 
 
 def test_history_survives_restart(tmp_path: Path) -> None:

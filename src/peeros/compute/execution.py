@@ -15,7 +15,7 @@ import functools
 from collections.abc import Callable
 
 from peeros.compute.jobs import Job, JobResult
-from peeros.compute.program import program_hash, validate_args, validate_program
+from peeros.compute.program import code_hash, validate_args, validate_program
 from peeros.compute.quotas import TaskQuota
 from peeros.compute.scheduler import Scheduler
 from peeros.compute.workers import TaskSpec
@@ -96,7 +96,7 @@ class Executor:
             priority=item.priority,
             timeout=item.timeout,
             expected=item.expected_time,
-            burst_key=program_hash(item.program or "", item.function or "", []),
+            burst_key=code_hash(item.program or "", item.function or ""),
             name=item.function or "task",
             parent=item.parent,
             group=item.group,
@@ -118,7 +118,7 @@ class Executor:
         o = jr.outcome
         payload = base64.b64encode(o.result_payload).decode() if o and o.result_payload else None
         error = (o.error if o and o.error else None) or jr.error
-        return TaskResult(
+        return TaskResult.model_construct(  # every field is ours and of the right type
             task_id=jr.task_id,
             status=jr.status,
             result=o.result if o and jr.status == "DONE" else None,

@@ -2,14 +2,18 @@
 
 A busy peer changes thousands of task states per second; one SQLite transaction per
 change would cap it far lower. :class:`TaskHistory` keeps the latest row per task in
-memory and writes them all in one transaction per :meth:`TaskHistory.flush`.
+memory and writes them in one transaction per flush. A final state (DONE, FAILED,
+TIMED_OUT, CANCELLED) is written at the next flush; a passing one (QUEUED, RUNNING) only
+once it has lasted ``settle_after`` seconds — most tasks of a batch end well before, so
+each is written once instead of three times.
 
-Durability contract: the peer calls :meth:`~TaskHistory.flush` from a timer every
-``flush_every`` seconds and on shutdown (:meth:`~TaskHistory.close`), and
-:meth:`~TaskHistory.record` flushes by itself once a flush is overdue. A crash
-therefore loses at most about ``flush_every`` seconds of history rows, never a
-task's result (that is returned to the client separately). No asyncio here: a flush
-is a short synchronous SQLite transaction.
+Durability contract: the peer calls :meth:`~TaskHistory.flush_settled` from a timer
+every ``flush_every`` seconds, :meth:`~TaskHistory.record` does so by itself once that is
+overdue, and everything is written on shutdown (:meth:`~TaskHistory.close`) and before
+any query. A crash therefore loses at most about ``flush_every`` seconds of final rows
+and passing states younger than ``settle_after``, never a task's result (that is
+returned to the client separately). No asyncio here: a flush is a short synchronous
+SQLite transaction.
 """
 
 from __future__ import annotations
@@ -27,16 +31,27 @@ Clock = Callable[[], float]
 
 #: Flush early when this many distinct tasks are buffered, whatever the clock says.
 MAX_BUFFERED = 50_000
+#: States a task never leaves.
+FINAL = frozenset({"DONE", "FAILED", "TIMED_OUT", "CANCELLED"})
 
 
 class TaskHistory:
     """Write-behind buffer of task rows in front of :class:`PeerDB`."""
 
-    def __init__(self, db: PeerDB, flush_every: float = 0.2, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        db: PeerDB,
+        flush_every: float = 0.2,
+        clock: Clock = time.monotonic,
+        settle_after: float = 1.0,
+    ) -> None:
         self.db = db
         self.flush_every = flush_every
+        self.settle_after = settle_after
         self._clock = clock
         self._buffer: dict[str, dict[str, Any]] = {}
+        #: When each buffered task's passing state was first buffered.
+        self._since: dict[str, float] = {}
         self._last_flush = clock()
 
     @property
@@ -53,11 +68,33 @@ class TaskHistory:
         task_id = row["task_id"]
         self._buffer.pop(task_id, None)  # re-insert: buffer order is last-update order
         self._buffer[task_id] = dict(row)
-        if (
-            len(self._buffer) >= MAX_BUFFERED
-            or self._clock() - self._last_flush >= self.flush_every
-        ):
+        if row["status"] in FINAL:
+            self._since.pop(task_id, None)
+        else:
+            self._since.setdefault(task_id, self._clock())
+        if len(self._buffer) >= MAX_BUFFERED:
             self.flush()
+        elif self._clock() - self._last_flush >= self.flush_every:
+            self.flush_settled()
+
+    def flush_settled(self) -> int:
+        """Write final rows and passing states older than ``settle_after``; return how
+        many rows were written."""
+        now = self._clock()
+        self._last_flush = now
+        cutoff = now - self.settle_after
+        ready = [
+            task_id
+            for task_id in self._buffer
+            if task_id not in self._since or self._since[task_id] <= cutoff
+        ]
+        if not ready:
+            return 0
+        self.db.record_tasks([self._buffer[t] for t in ready])
+        for task_id in ready:
+            del self._buffer[task_id]
+            self._since.pop(task_id, None)
+        return len(ready)
 
     def flush(self) -> int:
         """Write every buffered row in one transaction; return how many.
@@ -71,6 +108,7 @@ class TaskHistory:
         rows = list(self._buffer.values())
         self.db.record_tasks(rows)
         self._buffer.clear()
+        self._since.clear()
         log.debug("flushed %d task history rows", len(rows))
         return len(rows)
 

@@ -12,6 +12,7 @@ encoding, so no two different (program, function, args) triples share an encodin
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import keyword
@@ -163,6 +164,13 @@ def program_hash(program: str, function: str, args: list[Any]) -> str:
         digest.update(b"%d:" % len(data))
         digest.update(data)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def code_hash(program: str, function: str) -> str:
+    """:func:`program_hash` without args: how history and SJF key a program (batches
+    repeat one program thousands of times, so it is cached)."""
+    return program_hash(program, function, [])
 
 
 def _canonical_json(args: list[Any]) -> str:

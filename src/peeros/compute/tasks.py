@@ -13,8 +13,6 @@ The executor side (running tasks for a member) is :mod:`peeros.compute.execution
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import logging
 import time
 import uuid
@@ -25,7 +23,7 @@ from dataclasses import dataclass, field
 from peeros.compute.cache import ResultCache
 from peeros.compute.execution import Executor, check_request
 from peeros.compute.history import TaskHistory
-from peeros.compute.program import program_hash
+from peeros.compute.program import code_hash, program_hash
 from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable
 from peeros.protocol import (
     CancelResponse,
@@ -46,6 +44,8 @@ KEEP_RESULTS = 100_000
 REMOTE_GRACE = 300.0
 
 Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
+#: Options that concern the origin only and never travel to an executor.
+_ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache"})
 
 
 @dataclass
@@ -67,11 +67,6 @@ class Tracked:
     address: str | None = None
     #: What the history records as the program's digest (computed once).
     program_sha: str = ""
-
-
-@functools.lru_cache(maxsize=256)
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TaskService:
@@ -126,7 +121,7 @@ class TaskService:
         placed: list[Tracked] = []
         for req in requests:
             t = Tracked(uuid.uuid4().hex, req, now, parent=parent, group=group)
-            t.program_sha = _digest(req.program or req.payload or "")
+            t.program_sha = code_hash(req.program or req.payload or "", req.function or "")
             self._remember(t)
             ids.append(t.task_id)
             if req.cache and req.program is not None and req.function is not None:
@@ -268,8 +263,12 @@ class TaskService:
             self.cache.put(t.cache_key, result)
 
     def _item(self, t: Tracked) -> ExecuteItem:
-        data = t.request.model_dump(exclude={"confidential", "max_retries", "cache"})
-        return ExecuteItem(task_id=t.task_id, parent=t.parent, group=t.group, **data)
+        # The request was validated on the way in and the id and parent are ours: no
+        # second validation per task (model_construct), only the fields an executor sees.
+        data = {k: v for k, v in t.request if k not in _ORIGIN_ONLY}
+        return ExecuteItem.model_construct(
+            task_id=t.task_id, parent=t.parent, group=t.group, **data
+        )
 
     def _record(self, t: Tracked, status: str) -> None:
         r = t.result
@@ -281,9 +280,7 @@ class TaskService:
                 "executor": t.executor,
                 "status": status,
                 "function": req.function or "<callable>",
-                "program_sha256": program_hash(
-                    req.program or req.payload or "", req.function or "", []
-                ),
+                "program_sha256": t.program_sha,
                 "priority": req.priority,
                 "confidential": int(req.confidential),
                 "attempts": t.attempts,

@@ -85,6 +85,8 @@ class KernelService:
 
     def validate(self, job: Job) -> None:
         """Refuse, before anything is queued, a job that could never be admitted."""
+        if not (job.memory_mb or job.claims or job.holds):
+            return
         if job.memory_mb and job.memory_mb > self.allocator.size:
             raise BadRequest(
                 f"memory_mb {job.memory_mb} exceeds this peer's task memory pool "

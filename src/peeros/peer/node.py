@@ -319,7 +319,7 @@ class PeerNode:
     async def _flush_history(self) -> None:
         while True:
             await asyncio.sleep(self.history.flush_every)
-            self.history.flush()
+            self.history.flush_settled()
 
     async def peers(self) -> PeerList:
         if self.membership is None:

@@ -34,6 +34,9 @@ class StandInExecution:
     async def wait(self) -> TaskOutcome:
         return await self.done
 
+    def on_done(self, callback: Any) -> None:
+        self.done.add_done_callback(lambda f: callback(f.result()))
+
 
 class StandInPool:
     def __init__(self) -> None:

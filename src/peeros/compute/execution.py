@@ -68,8 +68,18 @@ class Executor:
         for i, item in enumerate(items):
             check_request(item, f"task {i}: " if len(items) > 1 else "")
         self.quota.check_and_consume(origin, len(items))
-        results = await asyncio.gather(*(self.run_local(origin, item) for item in items))
-        return list(results)
+        return await self.run_many(origin, items)
+
+    async def run_many(self, owner: str, items: list[ExecuteItem]) -> list[TaskResult]:
+        """Queue every item at once, then wait for them all (futures, not one asyncio
+        task per item: a batch is thousands of items)."""
+        pending = [self.submit_local(owner, item) for item in items]
+        futures = [p for p in pending if isinstance(p, asyncio.Future)]
+        if futures:
+            await asyncio.gather(*futures)
+        return [
+            self._to_result(p.result()) if isinstance(p, asyncio.Future) else p for p in pending
+        ]
 
     def cancel_for(self, origin: str, task_id: str) -> None:
         job = self.scheduler.jobs.get(task_id)
@@ -79,7 +89,8 @@ class Executor:
             raise Forbidden("only the peer that submitted a task may cancel it")
         self.scheduler.cancel(task_id)
 
-    async def run_local(self, owner: str, item: ExecuteItem) -> TaskResult:
+    def submit_local(self, owner: str, item: ExecuteItem) -> asyncio.Future[JobResult] | TaskResult:
+        """Queue one item on this peer's scheduler: the job's future, or the failure."""
         spec = TaskSpec(
             task_id=item.task_id,
             owner=owner,
@@ -107,12 +118,11 @@ class Executor:
         try:
             if self.validate is not None:
                 self.validate(job)
-            jr: JobResult = await self.scheduler.submit(job)
+            return self.scheduler.submit(job)
         except PeerOSError as exc:
             return TaskResult(
                 task_id=item.task_id, status="FAILED", error=exc.message, peer_id=self.peer_id
             )
-        return self._to_result(jr)
 
     def _to_result(self, jr: JobResult) -> TaskResult:
         o = jr.outcome

@@ -382,7 +382,7 @@ class Scheduler:
             best.execution, best.behind = execution, holder
             holder.queued.append(best)
             assert self._tg is not None
-            self._tg.create_task(self._watch(best, execution))
+            self._watch(best, execution)
 
     def _acceptable(self, job: Job, room: bool) -> bool:
         if job.execution is not None or job.admitted:
@@ -426,8 +426,7 @@ class Scheduler:
                 self._end_stint(job)
                 self._finish(job, "FAILED", None, f"could not start a worker: {exc}")
                 return
-            assert self._tg is not None
-            self._tg.create_task(self._watch(job, job.execution))
+            self._watch(job, job.execution)
         elif job.wake is not None:
             job.wake.set_result(None)  # return from the system call that blocked it
             job.wake = None
@@ -475,9 +474,8 @@ class Scheduler:
         self._enqueue(job)
         self._state(job, "READY")
 
-    async def _watch(self, job: Job, execution: Execution) -> None:
-        outcome = await execution.wait()
-        self._post("done", (job, outcome))
+    def _watch(self, job: Job, execution: Execution) -> None:
+        execution.on_done(lambda outcome: self._post("done", (job, outcome)))
 
     def _finish(
         self, job: Job, status: Status, outcome: TaskOutcome | None, error: str | None

@@ -193,10 +193,8 @@ class TaskService:
             t.executor = self.peer_id
             t.address = None
             self._record(t, "RUNNING")
-        results = await asyncio.gather(
-            *(self.executor.run_local(self.peer_id, self._item(t)) for t in tasks)
-        )
-        await self._settle(tasks, list(results))
+        results = await self.executor.run_many(self.peer_id, [self._item(t) for t in tasks])
+        await self._settle(tasks, results)
 
     async def _run_remote(self, peer_id: str, tasks: list[Tracked]) -> None:
         tasks = [t for t in tasks if not t.done.is_set()]

@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -100,6 +101,10 @@ class Execution:
             self._revoking = True
             line = json.dumps({"revoke": self.task_id}).encode() + b"\n"
             self._pool._send_later(self._worker, line)
+
+    def on_done(self, callback: Callable[[TaskOutcome], None]) -> None:
+        """Call ``callback(outcome)`` (from the event loop) once the task has ended."""
+        self._future.add_done_callback(lambda f: callback(f.result()))
 
     async def wait(self) -> TaskOutcome:
         """The outcome (``crashed`` if the worker process died under the task)."""

@@ -442,6 +442,21 @@ async def test_tasks_leave_no_files_behind(env: Env) -> None:
     assert len(first) == 1 and len(second) == 1 and first != second  # only its own dir
 
 
+async def test_a_pristine_workdir_is_reused_and_a_used_one_never_is(env: Env) -> None:
+    look = "import os\ndef main():\n    return [os.getcwd(), sorted(os.listdir('.'))]\n"
+    leave = "import os\ndef main():\n    open('.secret', 'w').write('x')\n    return os.getcwd()\n"
+    tidy = "import os\ndef main():\n    open('t', 'w').write('x')\n    os.remove('t')\n"
+    cwd1, seen1 = await env.ok(look)
+    cwd2, seen2 = await env.ok(look)  # the same worker (one owner): the same, empty dir
+    assert (seen1, seen2) == ([], []) and cwd1 == cwd2
+    await env.ok(tidy + "    return 1\n")
+    cwd3, seen3 = await env.ok(look)
+    assert cwd3 == cwd1 and seen3 == []  # left as found: still reused
+    dirty = await env.ok(leave)
+    cwd4, seen4 = await env.ok(look)
+    assert dirty == cwd1 and cwd4 != cwd1 and seen4 == []  # a file left: a new dir
+
+
 async def test_invalid_tasks_are_refused_before_reaching_a_worker(env: Env) -> None:
     for spec in [
         TaskSpec(task_id="x", owner="alice"),

@@ -45,7 +45,7 @@ from peeros.protocol import (
     TaskResult,
     WaitResponse,
 )
-from peeros.taskcodec import decode_result, encode_call
+from peeros.taskcodec import decode_result, encode_call, encode_map
 
 T = TypeVar("T")
 #: How long a submission waits for its results before falling back to polling.
@@ -222,7 +222,7 @@ class AsyncClient:
 
     async def map(self, fn: Any, *iterables: Any, **options: Any) -> list[Any]:
         """``[fn(*xs) for xs in zip(*iterables)]`` on the cluster, as one batch."""
-        requests = [encode_call(fn, xs, {}, options) for xs in zip(*iterables, strict=False)]
+        requests = encode_map(fn, zip(*iterables, strict=False), options)
         if not requests:
             return []
         return [decode_result(r) for r in await self.run(requests)]

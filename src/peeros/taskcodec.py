@@ -8,6 +8,8 @@ a callable comes back pickled the same way and is unpickled here, by the submitt
 from __future__ import annotations
 
 import base64
+import pickle
+from collections.abc import Iterable
 from typing import Any
 
 import cloudpickle
@@ -55,6 +57,52 @@ def encode_call(
         raise TypeError(f"expected a callable, got {type(fn).__name__}")
     payload = base64.b64encode(cloudpickle.dumps((fn, tuple(args), kwargs))).decode()
     return TaskRequest(payload=payload, function=getattr(fn, "__name__", None), **(options or {}))
+
+
+class PickledOnce:
+    """A callable pickled once for a whole ``map``: each task's payload carries these
+    bytes, and unpickling the payload (inside the sandbox) rebuilds the callable with
+    ``pickle.loads`` — so a batch costs one cloudpickle of the function, not one per task."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, fn: Any) -> None:
+        self.data = cloudpickle.dumps(fn)
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return (pickle.loads, (self.data,))
+
+
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Plain data that the standard pickle sends by value (no code, no classes)."""
+    if type(value) in _PLAIN:
+        return True
+    if depth < 8 and type(value) in (list, tuple):
+        return all(_plain(v, depth + 1) for v in value)
+    if depth < 8 and type(value) is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def encode_map(
+    fn: Any, arg_tuples: Iterable[tuple[Any, ...]], options: dict[str, Any] | None = None
+) -> list[TaskRequest]:
+    """One task per tuple of arguments, the callable pickled once for them all."""
+    if not callable(fn):
+        raise TypeError(f"expected a callable, got {type(fn).__name__}")
+    once = PickledOnce(fn)
+    name = getattr(fn, "__name__", None)
+    opts = options or {}
+    requests = []
+    for args in arg_tuples:
+        call: tuple[Any, tuple[Any, ...], dict[str, Any]] = (once, tuple(args), {})
+        data = pickle.dumps(call, 5) if _plain(call[1]) else cloudpickle.dumps(call)
+        payload = base64.b64encode(data).decode()
+        requests.append(TaskRequest(payload=payload, function=name, **opts))
+    return requests
 
 
 def decode_result(result: TaskResult) -> Any:

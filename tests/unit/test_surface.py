@@ -36,3 +36,40 @@ def test_env_overrides_typed_fields(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("PEEROS_SLOTS", "many")
     with pytest.raises(ValueError, match="PEEROS_SLOTS"):
         env_override(PeerSettings(data_dir=tmp_path))
+
+
+def test_map_pickles_the_callable_once_and_each_payload_rebuilds_it() -> None:
+    """``Client.map`` encodes a batch with one cloudpickle of the function; every task's
+    payload still unpickles, alone, to ``(fn, args, kwargs)`` (as in the sandbox)."""
+    import base64
+    import pickle
+
+    from peeros.taskcodec import encode_map
+
+    offset = 7
+    calls = 0
+
+    def shifted(x: int, y: object = None) -> object:
+        return (x + offset, y)
+
+    import cloudpickle
+
+    real = cloudpickle.dumps
+
+    def counting(obj: object, *a: object, **kw: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        return real(obj, *a, **kw)
+
+    cloudpickle.dumps = counting
+    try:
+        requests = encode_map(shifted, [(i, None) for i in range(50)] + [(1, lambda: 2)])
+    finally:
+        cloudpickle.dumps = real
+    assert calls == 2  # the function once, plus the one task whose args hold code
+    for i, req in enumerate(requests[:50]):
+        fn, args, kwargs = pickle.loads(base64.b64decode(req.payload or ""))
+        assert fn(*args, **kwargs) == (i + 7, None) and req.function == "shifted"
+    fn, args, kwargs = pickle.loads(base64.b64decode(requests[50].payload or ""))
+    result = fn(*args)
+    assert isinstance(result, tuple) and result[0] == 8 and callable(result[1])

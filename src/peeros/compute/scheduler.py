@@ -21,7 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from peeros.compute.jobs import Hooks, Job, JobResult, Status
+from peeros.compute.pipelining import detach, prefetch, promote, unstarted
 from peeros.compute.readyqueue import ReadyQueue
+from peeros.compute.sched_view import snapshot
 from peeros.compute.workers import Execution, TaskOutcome, WorkerPool
 from peeros.errors import BadRequest, PeerOSError
 from peeros.kernel.scheduling import Policy, SchedulingError, Task, exponential_average, make_policy
@@ -246,23 +248,16 @@ class Scheduler:
         if self.jobs.get(job.task_id) is not job:
             return
         if not outcome.started:
-            self._unstarted(job)
+            unstarted(self, job)
             return
-        self._detach(job)
+        detach(job)
         slot = job.slot
         if job.slot is not None:
             self._end_stint(job)
         elif job.task_id in self.ready:
             self._dequeue(job)
         if job.queued:  # its worker has already moved on to the next one
-            nxt, *rest = job.queued
-            job.queued = []
-            nxt.behind, nxt.queued = None, rest
-            for j in rest:
-                j.behind = nxt
-            if slot is not None and slot not in self.running:
-                self._occupy(nxt, slot)
-                self._arm(nxt)
+            promote(self, job, slot)
         job.blocked = False
         if outcome.status == "ok":
             status: Status = "DONE"
@@ -274,26 +269,6 @@ class Scheduler:
         else:
             status = "FAILED"
         self._finish(job, status, outcome, outcome.error)
-
-    def _unstarted(self, job: Job) -> None:
-        """A job queued on a worker came back unrun (revoked, or the worker died)."""
-        self._detach(job)
-        if job.slot is not None:
-            self._end_stint(job, ran=False)
-        job.execution = None
-        job.first_start = None
-        self._n_started -= 1
-        if job.kill_status is not None:
-            self._finish(job, job.kill_status, None, "cancelled before it started")
-        else:
-            self._enqueue(job)
-            self._state(job, "READY")
-
-    def _detach(self, job: Job) -> None:
-        if job.behind is not None:
-            if job in job.behind.queued:
-                job.behind.queued.remove(job)
-            job.behind = None
 
     # --- mechanics ---------------------------------------------------------------------
 
@@ -345,44 +320,13 @@ class Scheduler:
         while self.ready:
             slot = self._free_slot()
             if slot is None:
-                self._prefetch()
+                prefetch(self)
                 return
             job = self._next_admissible()
             if job is None:
                 return
             self._dequeue(job)
             await self._start(job, slot)
-
-    def _prefetch(self) -> None:
-        """Pipelining: with every slot busy, hand the best ready jobs to the busy workers
-        of their owner ahead of time (up to ``pipeline`` each), so a worker starts its
-        next task without waiting for this peer. Only under FCFS, whose order a later
-        arrival can never change (under SJF or priority a later, better task must still
-        overtake a waiting one), and only the queue's head, so the order holds."""
-        if self.pipeline <= 0 or self.policy_name != "fcfs":
-            return
-        while (best := self.ready.peek()) is not None and best.execution is None:
-            holders = [
-                j
-                for j in self.running.values()
-                if j.execution is not None
-                and not j.blocked
-                and j.spec.owner == best.spec.owner
-                and len(j.queued) < self.pipeline
-            ]
-            if not holders or not self._acceptable(best, self._started() < self.max_started):
-                return
-            holder = min(holders, key=lambda j: len(j.queued))
-            assert holder.execution is not None
-            execution = self.pool.enqueue(holder.execution, best.spec)
-            if execution is None:
-                return
-            self._dequeue(best)
-            self._n_started += 1
-            best.execution, best.behind = execution, holder
-            holder.queued.append(best)
-            assert self._tg is not None
-            self._watch(best, execution)
 
     def _acceptable(self, job: Job, room: bool) -> bool:
         if job.execution is not None or job.admitted:
@@ -509,56 +453,6 @@ class Scheduler:
         if not job.future.done():
             job.future.set_result(result)
 
-    # --- observation -------------------------------------------------------------------
-
     def snapshot(self) -> dict[str, Any]:
-        now = self.clock()
-        span = (self._last_finish or now) - (self._first_submit or now)
-        return {
-            "policy": self.policy_name,
-            "quantum_ms": round(self.quantum * 1000, 3),
-            "aging": self.aging,
-            "slots": self.slots,
-            "pipeline": self.pipeline if self.policy_name == "fcfs" else 0,
-            "queue": [
-                {
-                    "task_id": j.task_id,
-                    "priority": j.priority,
-                    "paused": j.execution is not None and j.wake is None,
-                    "waiting": round(now - j.enqueued, 4),
-                    "held": j.held_reason,
-                }
-                for j in self.ready.values()
-            ]
-            + [
-                {
-                    "task_id": q.task_id,
-                    "priority": q.priority,
-                    "paused": False,
-                    "waiting": round(now - q.enqueued, 4),
-                    "held": None,
-                    "handed_to_worker": True,
-                }
-                for j in self.running.values()
-                for q in j.queued
-            ],
-            "blocked": [
-                {"task_id": j.task_id, "waiting_on": j.waiting_on}
-                for j in self.jobs.values()
-                if j.blocked
-            ],
-            "running": [
-                {
-                    "task_id": j.task_id,
-                    "slot": s,
-                    "running_for": round(now - (j.stint_start or now), 4),
-                    "next": [q.task_id for q in j.queued],
-                }
-                for s, j in sorted(self.running.items())
-            ],
-            "completed": self.completed,
-            "avg_waiting": self._sum_wait / self.completed if self.completed else 0.0,
-            "avg_turnaround": self._sum_turnaround / self.completed if self.completed else 0.0,
-            "throughput": self.completed / span if span > 0 else 0.0,
-            "gantt": [list(g) for g in self.gantt],
-        }
+        """Policy, queue, running, blocked, averages and the Gantt record."""
+        return snapshot(self)

@@ -1,0 +1,86 @@
+"""Pipelining, the part of the scheduler that hands tasks to busy workers ahead of time.
+
+Under FCFS a worker that replies would otherwise idle while the peer's event loop sends
+it the next task; instead the dispatcher hands each busy worker up to ``pipeline`` next
+tasks of the same owner, which wait in its pipe (:mod:`peeros.compute.worker_handle`).
+A handed job has an execution but no slot (``job.behind`` is the job ahead of it); it
+takes its predecessor's slot when that one ends (:func:`promote`), and comes
+back to the ready queue if it never started (:func:`unstarted`: revoked, or
+its worker died). See docs/os-mechanisms.md, "Pipelining".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from peeros.compute.jobs import Job
+
+if TYPE_CHECKING:
+    from peeros.compute.scheduler import Scheduler
+
+
+def prefetch(s: Scheduler) -> None:
+    """Pipelining: with every slot busy, hand the best ready jobs to the busy workers
+    of their owner ahead of time (up to ``pipeline`` each), so a worker starts its
+    next task without waiting for this peer. Only under FCFS, whose order a later
+    arrival can never change (under SJF or priority a later, better task must still
+    overtake a waiting one), and only the queue's head, so the order holds."""
+    if s.pipeline <= 0 or s.policy_name != "fcfs":
+        return
+    while (best := s.ready.peek()) is not None and best.execution is None:
+        holders = [
+            j
+            for j in s.running.values()
+            if j.execution is not None
+            and not j.blocked
+            and j.spec.owner == best.spec.owner
+            and len(j.queued) < s.pipeline
+        ]
+        if not holders or not s._acceptable(best, s._started() < s.max_started):
+            return
+        holder = min(holders, key=lambda j: len(j.queued))
+        assert holder.execution is not None
+        execution = s.pool.enqueue(holder.execution, best.spec)
+        if execution is None:
+            return
+        s._dequeue(best)
+        s._n_started += 1
+        best.execution, best.behind = execution, holder
+        holder.queued.append(best)
+        assert s._tg is not None
+        s._watch(best, execution)
+
+
+def promote(s: Scheduler, job: Job, slot: int | None) -> None:
+    """``job`` ended and its worker went on to the first task queued behind it, which
+    takes over its slot; the rest now wait behind that one."""
+    nxt, *rest = job.queued
+    job.queued = []
+    nxt.behind, nxt.queued = None, rest
+    for j in rest:
+        j.behind = nxt
+    if slot is not None and slot not in s.running:
+        s._occupy(nxt, slot)
+        s._arm(nxt)
+
+
+def unstarted(s: Scheduler, job: Job) -> None:
+    """A job queued on a worker came back unrun (revoked, or the worker died)."""
+    detach(job)
+    if job.slot is not None:
+        s._end_stint(job, ran=False)
+    job.execution = None
+    job.first_start = None
+    s._n_started -= 1
+    if job.kill_status is not None:
+        s._finish(job, job.kill_status, None, "cancelled before it started")
+    else:
+        s._enqueue(job)
+        s._state(job, "READY")
+
+
+def detach(job: Job) -> None:
+    if job.behind is not None:
+        if job in job.behind.queued:
+            job.behind.queued.remove(job)
+        job.behind = None

@@ -121,7 +121,8 @@ class TaskService:
         placed: list[Tracked] = []
         for req in requests:
             t = Tracked(uuid.uuid4().hex, req, now, parent=parent, group=group)
-            t.program_sha = code_hash(req.program or req.payload or "", req.function or "")
+            # A callable's payload holds its args too: key it by its name, not per task.
+            t.program_sha = code_hash(req.program or "<callable>", req.function or "")
             self._remember(t)
             ids.append(t.task_id)
             if req.cache and req.program is not None and req.function is not None:
@@ -263,7 +264,7 @@ class TaskService:
     def _item(self, t: Tracked) -> ExecuteItem:
         # The request was validated on the way in and the id and parent are ours: no
         # second validation per task (model_construct), only the fields an executor sees.
-        data = {k: v for k, v in t.request if k not in _ORIGIN_ONLY}
+        data = {k: v for k, v in t.request.__dict__.items() if k not in _ORIGIN_ONLY}
         return ExecuteItem.model_construct(
             task_id=t.task_id, parent=t.parent, group=t.group, **data
         )

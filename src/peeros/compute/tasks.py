@@ -48,6 +48,20 @@ Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
 _ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache"})
 
 
+class Countdown:
+    """Resolves :attr:`future` once ``n`` watched tasks have their final result (one
+    callback per task instead of one asyncio task per waited-for task)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def one_done(self) -> None:
+        self.left -= 1
+        if self.left <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+
 @dataclass
 class Tracked:
     """A task as its origin tracks it until the one final result exists."""
@@ -59,7 +73,9 @@ class Tracked:
     executor: str | None = None
     failed_on: list[str] = field(default_factory=list)
     result: TaskResult | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The final result exists; ``watchers`` are told when it does.
+    finished: bool = False
+    watchers: list[Countdown] = field(default_factory=list)
     cache_key: str | None = None
     parent: str | None = None
     group: str | None = None
@@ -161,7 +177,7 @@ class TaskService:
         self.tracked[t.task_id] = t
         while len(self.tracked) > KEEP_RESULTS:
             oldest_id, oldest = next(iter(self.tracked.items()))
-            if not oldest.done.is_set():
+            if not oldest.finished:
                 break
             del self.tracked[oldest_id]
 
@@ -188,7 +204,7 @@ class TaskService:
                         tg.create_task(self._run_remote(peer_id, chunk))
 
     async def _run_here(self, tasks: list[Tracked]) -> None:
-        tasks = [t for t in tasks if not t.done.is_set()]
+        tasks = [t for t in tasks if not t.finished]
         for t in tasks:
             t.attempts += 1
             t.executor = self.peer_id
@@ -198,7 +214,7 @@ class TaskService:
         await self._settle(tasks, results)
 
     async def _run_remote(self, peer_id: str, tasks: list[Tracked]) -> None:
-        tasks = [t for t in tasks if not t.done.is_set()]
+        tasks = [t for t in tasks if not t.finished]
         for t in tasks:
             t.attempts += 1
             t.executor = peer_id
@@ -227,7 +243,7 @@ class TaskService:
     async def _settle(self, tasks: list[Tracked], results: list[TaskResult]) -> None:
         retry: list[Tracked] = []
         for t, r in zip(tasks, results, strict=True):
-            if t.done.is_set():  # cancelled meanwhile: the first final result stands
+            if t.finished:  # cancelled meanwhile: the first final result stands
                 continue
             if r.status in ("FAILED", "TIMED_OUT") and t.attempts <= t.request.max_retries:
                 if r.peer_id and r.peer_id != self.peer_id and r.peer_id not in t.failed_on:
@@ -256,7 +272,10 @@ class TaskService:
 
     def _complete(self, t: Tracked, result: TaskResult) -> None:
         t.result = result
-        t.done.set()
+        t.finished = True
+        for watcher in t.watchers:
+            watcher.one_done()
+        t.watchers.clear()
         self._record(t, result.status)
         if t.cache_key and result.status == "DONE" and not result.cached:
             self.cache.put(t.cache_key, result)
@@ -327,26 +346,23 @@ class TaskService:
                 self.get(task_id)  # raises NotFound for unknown ids
             else:
                 tracked.append(self.tracked[task_id])
-        pending = [t for t in tracked if not t.done.is_set()]
+        pending = [t for t in tracked if not t.finished]
         if pending and timeout > 0:
-            waits = [asyncio.ensure_future(t.done.wait()) for t in pending]
+            countdown = Countdown(len(pending) if wait_all else 1)
+            for t in pending:
+                t.watchers.append(countdown)
             try:
-                await asyncio.wait(
-                    waits,
-                    timeout=timeout,
-                    return_when=asyncio.ALL_COMPLETED if wait_all else asyncio.FIRST_COMPLETED,
-                )
+                await asyncio.wait_for(asyncio.shield(countdown.future), timeout)
+            except TimeoutError:
+                pass
             finally:
-                for w in waits:
-                    w.cancel()
-        done = [
-            self.get(i) for i in task_ids if i not in self.tracked or self.tracked[i].done.is_set()
-        ]
+                for t in pending:
+                    if countdown in t.watchers:
+                        t.watchers.remove(countdown)
+        done = [self.get(i) for i in task_ids if i not in self.tracked or self.tracked[i].finished]
         return WaitResponse(
             done=done,
-            pending=[
-                i for i in task_ids if i in self.tracked and not self.tracked[i].done.is_set()
-            ],
+            pending=[i for i in task_ids if i in self.tracked and not self.tracked[i].finished],
         )
 
     async def cancel(self, task_id: str) -> CancelResponse:
@@ -356,7 +372,7 @@ class TaskService:
         if t is None:
             self.get(task_id)  # NotFound, or a task that finished long ago
             raise BadRequest(f"task {task_id} has already finished")
-        if t.done.is_set():
+        if t.finished:
             assert t.result is not None
             return CancelResponse(task_id=task_id, cancelled=False, status=t.result.status)
         executor = t.executor

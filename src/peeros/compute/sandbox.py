@@ -47,6 +47,7 @@ import io
 import itertools
 import json
 import os
+import pickle
 import resource
 import select
 import shutil
@@ -286,6 +287,9 @@ def _program_namespace(program: str) -> dict[str, Any]:
     return namespace
 
 
+_SCALARS = (int, float, str, bytes, bool, type(None))
+
+
 def _call(msg: dict[str, Any]) -> dict[str, Any]:
     """Run one task under its limits; returns the reply fields that describe the result."""
     if msg.get("payload") is not None:
@@ -293,7 +297,9 @@ def _call(msg: dict[str, Any]) -> dict[str, Any]:
 
         fn, args, kwargs = cloudpickle.loads(base64.b64decode(msg["payload"]))
         result = fn(*args, **kwargs)
-        return {"payload": base64.b64encode(cloudpickle.dumps(result)).decode()}
+        # A scalar needs no cloudpickle (whose pickler costs more than the task).
+        data = pickle.dumps(result, 5) if type(result) in _SCALARS else cloudpickle.dumps(result)
+        return {"payload": base64.b64encode(data).decode()}
     namespace = _program_namespace(msg["program"])
     fn = namespace.get(msg["function"])
     if fn is None:

@@ -238,7 +238,9 @@ class AsyncFiles:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=IDLE_TIMEOUT)
         url = self._client.endpoint.url + self._path(name)
         session = self._client._get_session()
-        return open_stream(session, method, url, self._origin, timeout=timeout, **kwargs)
+        return open_stream(
+            session, method, url, self._origin, timeout=timeout, read_bufsize=CHUNK, **kwargs
+        )
 
     @property
     def _origin(self) -> str:

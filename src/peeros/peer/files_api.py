@@ -233,7 +233,9 @@ async def relay_download(
     assert node.client is not None
     headers = {k: request.headers[k] for k in (hdrs.RANGE,) if k in request.headers}
     path = _path(name)
-    stream = node.client.stream(address, request.method, path, headers=headers, passthrough=(416,))
+    stream = node.client.stream(
+        address, request.method, path, headers=headers, passthrough=(416,), read_bufsize=CHUNK
+    )
     async with stream as up:
         relayed = {str(key): up.headers[key] for key in _RELAYED if key in up.headers}
         length = up.content_length

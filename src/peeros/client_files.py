@@ -34,6 +34,7 @@ from peeros.files.transfer import (
     read_chunks,
     write_stream,
 )
+from peeros.fsutil import reserve
 from peeros.net.client import open_stream, parse
 from peeros.protocol import (
     MODIFIED_HEADER,
@@ -102,6 +103,7 @@ async def _receive(
             progress("receiving", received, total)
 
     with writer:
+        writer.expect(total)
         try:
             await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
             digest = await asyncio.to_thread(writer.commit, expected)
@@ -174,10 +176,18 @@ class SaveFile:
         self._hash = hashlib.sha256()
         self.size = 0
         self._done = False
+        self._reserve = 0
+
+    def expect(self, size: int) -> None:
+        """The body's announced size: space for it is reserved at the first write."""
+        self._reserve = size
 
     def write(self, data: bytes) -> None:
         """Write and hash ``data`` at once: hashing runs in a second thread meanwhile
         (both release the GIL), so a chunk costs the slower of the two, not their sum."""
+        if self._reserve:
+            reserve(self._file.fileno(), self._reserve)
+            self._reserve = 0
         hashing = _HASH_THREAD.submit(hash_slices, self._hash, data)
         try:
             self._file.write(data)

@@ -11,14 +11,9 @@ against the peer's hash before the file appears at the save path (temp file + re
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import hashlib
-import os
-import tempfile
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -26,15 +21,13 @@ import aiohttp
 
 from peeros.errors import BadRequest, PeerOSError, Unavailable
 from peeros.files.local import check_filename_or_400
+from peeros.files.saving import PendingSave, SaveFile
 from peeros.files.transfer import (
     CHUNK,
     Progress,
     hash_file,
-    hash_slices,
     read_chunks,
-    write_stream,
 )
-from peeros.fsutil import reserve
 from peeros.net.client import open_stream, parse
 from peeros.protocol import (
     MODIFIED_HEADER,
@@ -54,10 +47,6 @@ T = TypeVar("T")
 IDLE_TIMEOUT = 300.0
 #: Bodies up to this size are read whole and saved without thread hand-offs.
 SMALL_BODY = 64 << 10
-#: Where temp files of downloads are created (file creation releases the GIL).
-_SAVE_THREADS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="peeros-save")
-#: Hashes chunks of big downloads while another thread writes them.
-_HASH_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peeros-hash")
 
 
 async def receive_verified(
@@ -105,36 +94,11 @@ async def _receive(
     with writer:
         writer.expect(total)
         try:
-            await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
+            await writer.write_all(resp.content.iter_chunked(CHUNK), on_chunk)
             digest = await asyncio.to_thread(writer.commit, expected)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
     return writer.size, digest
-
-
-class PendingSave:
-    """A :class:`SaveFile` being created in a thread while the request goes out: creating
-    the temp file (a new inode) is the slowest step of saving a small file, so it
-    overlaps the round trip. :meth:`discard` removes the temp file, whenever it gets
-    created, unless it was committed; await it on every way out."""
-
-    def __init__(self, dest: Path) -> None:
-        self._created = _SAVE_THREADS.submit(SaveFile, dest)
-
-    async def writer(self) -> SaveFile:
-        return await asyncio.wrap_future(self._created)
-
-    async def discard(self) -> None:
-        # Registered first, so it has run by the time the wait below returns; should that
-        # wait be cancelled, it still runs once the file exists.
-        self._created.add_done_callback(_discard_created)
-        with contextlib.suppress(Exception):  # a failed creation: nothing to remove
-            await asyncio.wrap_future(self._created)
-
-
-def _discard_created(created: concurrent.futures.Future[SaveFile]) -> None:
-    if not created.cancelled() and created.exception() is None:
-        created.result().discard()
 
 
 async def _receive_small(
@@ -157,74 +121,6 @@ async def _receive_small(
     if progress is not None:
         progress("receiving", len(data), len(data))
     return len(data), digest
-
-
-class SaveFile:
-    """A download on its way to ``dest``: a temp file beside it, hashed while written,
-    renamed over ``dest`` only when complete and matching; removed otherwise.
-
-    Not fsynced (as with curl or wget, a download is as durable as the page cache);
-    the rename alone makes it all or nothing. Peers, which store for others, fsync.
-    """
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
-        self.temp_path = Path(tmp)
-        os.fchmod(fd, 0o644)
-        self._file = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._done = False
-        self._reserve = 0
-
-    def expect(self, size: int) -> None:
-        """The body's announced size: space for it is reserved at the first write."""
-        self._reserve = size
-
-    def write(self, data: bytes) -> None:
-        """Write and hash ``data`` at once: hashing runs in a second thread meanwhile
-        (both release the GIL), so a chunk costs the slower of the two, not their sum."""
-        if self._reserve:
-            reserve(self._file.fileno(), self._reserve)
-            self._reserve = 0
-        hashing = _HASH_THREAD.submit(hash_slices, self._hash, data)
-        try:
-            self._file.write(data)
-        finally:
-            hashing.result()
-        self.size += len(data)
-
-    def commit(self, expected: str) -> str:
-        """Publish at ``dest`` if the bytes hash to ``expected``; return the hash."""
-        self._file.close()
-        actual = self._hash.hexdigest()
-        if actual != expected.lower():
-            raise PeerOSError(
-                f"the bytes received do not match the peer's SHA-256 ({expected}, got "
-                f"{actual}); {self.dest} was not written"
-            )
-        os.replace(self.temp_path, self.dest)
-        self._done = True
-        return actual
-
-    def discard(self) -> None:
-        """Remove the temp file unless committed. Idempotent."""
-        if not self._done:
-            self._done = True
-            self._file.close()
-            self.temp_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> SaveFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.discard()
 
 
 class AsyncFiles:

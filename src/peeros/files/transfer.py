@@ -12,10 +12,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
-
-if TYPE_CHECKING:
-    from hashlib import _Hash as Hash
+from typing import Any, BinaryIO, Protocol
 
 __all__ = [
     "CHUNK",
@@ -23,7 +20,6 @@ __all__ = [
     "Sink",
     "coalesce",
     "hash_file",
-    "hash_slices",
     "read_chunks",
     "read_file",
     "write_stream",
@@ -32,19 +28,9 @@ __all__ = [
 #: Unit of reads, writes and thread hand-offs.
 CHUNK = 1 << 20
 
-#: NOTES.md: without SHA-NI, hashlib is ~1.7x faster fed 64 KiB than 1 MiB at a time.
-HASH_SLICE = 64 << 10
-
 #: ``progress(stage, done, total)``: stage is "hashing", "sending" or "receiving";
 #: ``total`` is -1 when unknown. Called on the event loop's thread.
 Progress = Callable[[str, int, int], None]
-
-
-def hash_slices(h: Hash, data: bytes | bytearray | memoryview) -> None:
-    """``h.update(data)`` in :data:`HASH_SLICE` pieces (faster here; releases the GIL)."""
-    with memoryview(data) as view:
-        for start in range(0, len(view), HASH_SLICE):
-            h.update(view[start : start + HASH_SLICE])
 
 
 class Sink(Protocol):

@@ -2,8 +2,9 @@
 
 Bodies are raw bytes, streamed both ways. An upload is written through an
 :class:`~peeros.files.atomic.AtomicWriter` and checked against ``X-PeerOS-SHA256``;
-a download is sent with ``sendfile`` (in 1 MiB chunks over TLS), honours HTTP
-``Range`` and carries the file's SHA-256 in the same header.
+a download is sent with ``sendfile`` (in 1 MiB chunks over TLS; a file up to
+``SMALL_BODY`` in one write with the response head), honours HTTP ``Range`` and
+carries the file's SHA-256 in the same header.
 
 On the user plane, ``?on=PEER`` (a peer id or HOST:PORT) makes this peer relay the
 request to that peer's cluster-plane route of the same shape, streaming in both

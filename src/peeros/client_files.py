@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
-import tempfile
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -25,7 +21,13 @@ import aiohttp
 
 from peeros.errors import BadRequest, PeerOSError, Unavailable
 from peeros.files.local import check_filename_or_400
-from peeros.files.transfer import CHUNK, Progress, hash_file, read_chunks, write_stream
+from peeros.files.saving import PendingSave, SaveFile
+from peeros.files.transfer import (
+    CHUNK,
+    Progress,
+    hash_file,
+    read_chunks,
+)
 from peeros.net.client import open_stream, parse
 from peeros.protocol import (
     MODIFIED_HEADER,
@@ -43,6 +45,8 @@ T = TypeVar("T")
 
 #: Longest silence tolerated mid-transfer (the peer fsyncs big files before answering).
 IDLE_TIMEOUT = 300.0
+#: Bodies up to this size are read whole and saved without thread hand-offs.
+SMALL_BODY = 64 << 10
 
 
 async def receive_verified(
@@ -51,13 +55,34 @@ async def receive_verified(
     name: str,
     origin: str,
     progress: Progress | None = None,
+    pending: PendingSave | None = None,
 ) -> tuple[int, str]:
     """Stream a response body into ``dest`` atomically, checking the SHA-256 the sender
-    announced; returns ``(size, digest)``. Nothing appears at ``dest`` unless it matches."""
+    announced; returns ``(size, digest)``. Nothing appears at ``dest`` unless it matches.
+
+    ``pending``: the save of ``dest``, started before the request was sent.
+    """
     expected = resp.headers.get(SHA256_HEADER)
     if not expected:
         raise PeerOSError(f"{origin} sent {name!r} without its SHA-256")
+    if pending is None:
+        pending = PendingSave(dest)
+    try:
+        return await _receive(resp, await pending.writer(), name, expected, progress)
+    finally:
+        await pending.discard()
+
+
+async def _receive(
+    resp: aiohttp.ClientResponse,
+    writer: SaveFile,
+    name: str,
+    expected: str,
+    progress: Progress | None,
+) -> tuple[int, str]:
     total = resp.content_length if resp.content_length is not None else -1
+    if 0 <= total <= SMALL_BODY:
+        return await _receive_small(resp, writer, name, expected, progress)
     received = 0
 
     def on_chunk(n: int) -> None:
@@ -66,63 +91,36 @@ async def receive_verified(
         if progress is not None:
             progress("receiving", received, total)
 
-    with await asyncio.to_thread(SaveFile, dest) as writer:
+    with writer:
+        writer.expect(total)
         try:
-            await write_stream(writer, resp.content.iter_chunked(CHUNK), on_chunk)
+            await writer.write_all(resp.content.iter_chunked(CHUNK), on_chunk)
             digest = await asyncio.to_thread(writer.commit, expected)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
     return writer.size, digest
 
 
-class SaveFile:
-    """A download on its way to ``dest``: a temp file beside it, hashed while written,
-    renamed over ``dest`` only when complete and matching; removed otherwise.
-
-    Not fsynced (as with curl or wget, a download is as durable as the page cache);
-    the rename alone makes it all or nothing. Peers, which store for others, fsync.
-    """
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
-        self.temp_path = Path(tmp)
-        os.fchmod(fd, 0o644)
-        self._file = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._done = False
-
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._hash.update(data)  # one call per chunk: one GIL hand-off, not 16
-        self.size += len(data)
-
-    def commit(self, expected: str) -> str:
-        """Publish at ``dest`` if the bytes hash to ``expected``; return the hash."""
-        self._file.close()
-        actual = self._hash.hexdigest()
-        if actual != expected.lower():
-            raise PeerOSError(
-                f"the bytes received do not match the peer's SHA-256 ({expected}, got "
-                f"{actual}); {self.dest} was not written"
-            )
-        os.replace(self.temp_path, self.dest)
-        self._done = True
-        return actual
-
-    def __enter__(self) -> SaveFile:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._done:
-            self._file.close()
-            self.temp_path.unlink(missing_ok=True)
+async def _receive_small(
+    resp: aiohttp.ClientResponse,
+    writer: SaveFile,
+    name: str,
+    expected: str,
+    progress: Progress | None,
+) -> tuple[int, str]:
+    """:func:`receive_verified` for a small body: read whole, then hashed, written and
+    renamed right here. A few page-cache writes cost less than the thread hand-offs of
+    the streaming path, which dominate when the file is small."""
+    with writer:
+        try:
+            data = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
+        writer.write(data)
+        digest = writer.commit(expected)
+    if progress is not None:
+        progress("receiving", len(data), len(data))
+    return len(data), digest
 
 
 class AsyncFiles:
@@ -146,7 +144,9 @@ class AsyncFiles:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=IDLE_TIMEOUT)
         url = self._client.endpoint.url + self._path(name)
         session = self._client._get_session()
-        return open_stream(session, method, url, self._origin, timeout=timeout, **kwargs)
+        return open_stream(
+            session, method, url, self._origin, timeout=timeout, read_bufsize=CHUNK, **kwargs
+        )
 
     @property
     def _origin(self) -> str:
@@ -203,17 +203,23 @@ class AsyncFiles:
         """
         check_filename_or_400(name)
         dest = Path(save_path)
-        if await asyncio.to_thread(dest.is_dir):
+        if dest.is_dir():  # noqa: ASYNC240 - one stat costs less than a thread hand-off
             dest = dest / name
-        async with self._stream("GET", name) as resp:
-            size, digest = await receive_verified(resp, dest, name, self._origin, progress)
-            return FileInfo(
-                name=name,
-                size=size,
-                sha256=digest,
-                modified=float(resp.headers.get(MODIFIED_HEADER, "0") or 0),
-                peer_id=resp.headers.get(PEER_HEADER, ""),
-            )
+        pending = PendingSave(dest)
+        try:
+            async with self._stream("GET", name) as resp:
+                size, digest = await receive_verified(
+                    resp, dest, name, self._origin, progress, pending
+                )
+                return FileInfo(
+                    name=name,
+                    size=size,
+                    sha256=digest,
+                    modified=float(resp.headers.get(MODIFIED_HEADER, "0") or 0),
+                    peer_id=resp.headers.get(PEER_HEADER, ""),
+                )
+        finally:
+            await pending.discard()
 
     async def list(self) -> list[FileInfo]:
         data = await self._client.request("GET", self._path())

@@ -13,10 +13,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 
 from peeros import AsyncClient, Client
-from peeros.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
+from peeros.errors import BadRequest, NotFound, PayloadTooLarge, PeerOSError, Unavailable
 from peeros.launcher import LocalCluster, NodeProcess
+from peeros.protocol import SHA256_HEADER
 from tests.conftest import FAST_PEER, Nodes, wait_until
 
 MiB = 1 << 20
@@ -183,6 +185,33 @@ async def test_async_client_does_the_same(setup: Setup) -> None:
         assert (await client.files.delete("async")).name == "async"
 
 
+@pytest.mark.parametrize("size", [1000, 3 * MiB])
+async def test_the_client_refuses_bytes_that_do_not_match_the_announced_hash(
+    tmp_path: Path, size: int
+) -> None:
+    """A peer that lies (or bytes damaged on the way): nothing appears at the save path,
+    for small bodies (read whole) and streamed ones alike."""
+    body = os.urandom(size)
+
+    async def lying(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={SHA256_HEADER: "0" * 64})
+
+    app = web.Application()
+    app.router.add_get("/v1/files/{name}", lying)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with AsyncClient(peer=f"127.0.0.1:{port}", token="t") as client:
+            with pytest.raises(PeerOSError, match="do not match the peer's SHA-256"):
+                await client.files.get("x", tmp_path / "out")
+    finally:
+        await runner.cleanup()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_range_requests_locally_and_relayed(setup: Setup) -> None:
     src = setup.tmp / "range-src"
     make_file(src, 1000)
@@ -290,6 +319,7 @@ def test_missing_files_are_404_and_write_nothing(setup: Setup) -> None:
         with pytest.raises(NotFound, match=f"no file 'nope' on peer {holder.info['peer_id']}"):
             files.get("nope", out)
         assert not out.exists()
+        assert not list(setup.tmp.glob(".missing-out.*"))  # nor its temp file
     with pytest.raises(NotFound, match="no peer aaaaaaaaaaaaaaaaaaaaaaaaaa in this cluster"):
         setup.client.files.on("a" * 26).list()
     with pytest.raises(Unavailable, match=r"cannot reach 127\.0\.0\.1:1"):

@@ -303,6 +303,28 @@ def test_over_quota_is_refused_before_writing(tmp_path: Path) -> None:
         nodes.stop_all()
 
 
+def test_one_holder_refusing_leaves_no_copy_on_the_other(tmp_path: Path) -> None:
+    """The blob streams to both holders at once: when one refuses, the other's upload is
+    cut short (or its finished copy removed), and nothing is recorded."""
+    nodes = Nodes(tmp_path)
+    try:
+        tracker = nodes.tracker()
+        owner = nodes.peer(tracker, "owner")
+        roomy = nodes.peer(tracker, "roomy")
+        tight = nodes.peer(tracker, "tight", extra=[*FAST_PEER, "--owned-quota-mb", "4"])
+        with Client(data_dir=owner.data_dir) as client:
+            wait_until(lambda: sum(p.alive for p in client.peers()) == 3)
+            src = tmp_path / "eight.bin"
+            plaintext(src, 8 * MiB)
+            with pytest.raises(QuotaExceeded, match="quota"):
+                client.owned.upload(src, "eight.bin")
+            for holder in (roomy, tight):
+                wait_until(lambda h=holder: not blobs(h, owner))  # parts go when cut off
+            assert client.owned.list(refresh=True) == []
+    finally:
+        nodes.stop_all()
+
+
 def test_interrupted_upload_leaves_nothing_anywhere(setup: Setup) -> None:
     api = setup.client.endpoint
     url = urlsplit(api.url)
@@ -311,11 +333,16 @@ def test_interrupted_upload_leaves_nothing_anywhere(setup: Setup) -> None:
         f"PUT /v1/owned/cut.bin HTTP/1.1\r\nHost: {url.hostname}\r\n"
         f"Authorization: Bearer {api.token}\r\nContent-Length: {10 * MiB}\r\n\r\n"
     ).encode()
-    tmp_dir = setup.owner.data_dir / "owned-tmp"
+
+    def partials() -> list[Path]:
+        return [p for h in setup.holders for p in blobs(h, setup.owner) if ".part-" in p.name]
+
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(head + os.urandom(3 * MiB))
-        wait_until(lambda: any(tmp_dir.iterdir()))  # the owner is encrypting...
-    wait_until(lambda: not any(tmp_dir.iterdir()))  # ...and cleaned up after the cut
+        # the owner streams ciphertext to its 2 holders as it encrypts...
+        wait_until(lambda: len(partials()) == 2)
+    wait_until(lambda: not partials())  # ...and each discards its part after the cut
     assert "cut.bin" not in [f.name for f in setup.client.owned.list(refresh=True)]
     for holder in setup.holders:
         assert "cut.bin" not in [p.name for p in blobs(holder, setup.owner)]
+    assert not any((setup.owner.data_dir / "owned-tmp").iterdir())

@@ -131,3 +131,15 @@ def test_commit_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         w.commit()
     assert (tmp_path / "f.bin").read_bytes() == b""
+
+
+def test_a_writer_without_hash_publishes_but_cannot_verify(tmp_path: Path) -> None:
+    dest = tmp_path / "blob"
+    with AtomicWriter(dest, sha256=False) as w:
+        w.write(DATA)
+        with pytest.raises(ValueError, match="does not hash"):
+            w.commit(hashlib.sha256(DATA).hexdigest())
+        assert not dest.exists()
+        assert w.commit() == ""
+    assert dest.read_bytes() == DATA
+    assert os.listdir(tmp_path) == ["blob"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from peeros.files.names import InvalidFileName, check_filename, safe_join
+from peeros.files.names import InvalidFileName, check_filename, join_resolved, safe_join
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,18 @@ def test_safe_join_resolves_a_relative_root(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert safe_join(Path("."), "f") == tmp_path.resolve() / "f"
+
+
+def test_join_resolved_is_safe_join_for_a_resolved_root(tmp_path: Path) -> None:
+    root = (tmp_path / "store").resolve()
+    root.mkdir()
+    (root / "real").write_bytes(b"x")
+    os.symlink(root / "real", root / "inside")
+    os.symlink(tmp_path, root / "escape")
+    for name in ("a.txt", "real", "inside"):
+        assert join_resolved(root, name) == safe_join(root, name)
+    assert join_resolved(root, "inside") == root / "real"
+    with pytest.raises(InvalidFileName, match="outside"):
+        join_resolved(root, "escape")
+    with pytest.raises(InvalidFileName):
+        join_resolved(root, "../x")

@@ -54,10 +54,19 @@ class AtomicWriter:
     discard. As a context manager, leaving the block by an exception, or
     without calling ``commit``, discards the file: nothing is published
     implicitly. A ``TooLarge`` from ``write`` aborts the writer at once.
+    ``sha256=False`` skips hashing, for bytes verified elsewhere (an owned file's
+    ciphertext: the owner checks its AEAD tags when it reads it back).
     ``path`` should come from ``names.safe_join``.
     """
 
-    def __init__(self, path: Path, *, max_bytes: int | None = None, mode: int = 0o600) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int | None = None,
+        mode: int = 0o600,
+        sha256: bool = True,
+    ) -> None:
         if max_bytes is not None and max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
         self.path = Path(path)
@@ -71,7 +80,7 @@ class AtomicWriter:
             os.close(fd)
             self.temp_path.unlink(missing_ok=True)
             raise
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if sha256 else None
         self._size = 0
         self._state = "open"  # -> "committed" | "aborted"
 
@@ -88,22 +97,26 @@ class AtomicWriter:
             self.abort()
             raise TooLarge(self.max_bytes)
         self._file.write(view)
-        for start in range(0, len(view), _HASH_SLICE):
-            self._hash.update(view[start : start + _HASH_SLICE])
+        if self._hash is not None:
+            for start in range(0, len(view), _HASH_SLICE):
+                self._hash.update(view[start : start + _HASH_SLICE])
         self._size += len(view)
 
     def commit(self, expected_sha256: str | None = None) -> str:
-        """Make the file durable, verify it, publish it; return its SHA-256 (hex).
+        """Make the file durable, verify it, publish it; return its SHA-256 (hex), or
+        ``""`` for a writer made with ``sha256=False`` (which cannot verify one).
 
         On ``HashMismatch`` (or any failure) the temporary file is removed and
         nothing appears under ``path``.
         """
         self._check_open()
+        if self._hash is None and expected_sha256 is not None:
+            raise ValueError("this writer does not hash: it cannot check a SHA-256")
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            actual = self._hash.hexdigest()
+            actual = self._hash.hexdigest() if self._hash is not None else ""
             if expected_sha256 is not None and expected_sha256.lower() != actual:
                 raise HashMismatch(expected_sha256, actual)
             os.replace(self.temp_path, self.path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from peeros.errors import BadRequest, NotFound, PayloadTooLarge
 from peeros.files.atomic import AtomicWriter, HashMismatch
-from peeros.files.names import PARTIAL_PREFIX, InvalidFileName, check_filename, safe_join
+from peeros.files.names import PARTIAL_PREFIX, InvalidFileName, check_filename, join_resolved
 from peeros.fsutil import write_atomic
 from peeros.protocol import FileInfo
 
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 _HEX = frozenset("0123456789abcdef")
 _READ = 1 << 20
 _HASH_SLICE = 64 << 10
+#: Sidecars remembered in memory (a dict lookup instead of a JSON read per download).
+_MEMO_MAX = 4096
 
 
 def check_filename_or_400(name: str) -> str:
@@ -75,16 +77,19 @@ class LocalFiles:
         self.meta = root.parent / "files-meta"
         self.max_bytes = max_bytes
         self.peer_id = peer_id
+        # name -> (stamp, sha256): the sidecar's content, trusted only for the same stamp.
+        self._memo: dict[str, tuple[dict[str, object], str]] = {}
         for directory in (self.root, self.meta):
             directory.mkdir(parents=True, exist_ok=True)
             os.chmod(directory, 0o700)
+        self._base = self.root.resolve()
         self._clean()
 
     # --- names and errors --------------------------------------------------------------
 
     def path(self, name: str) -> Path:
         try:
-            return safe_join(self.root, name)
+            return join_resolved(self._base, name)
         except InvalidFileName as exc:
             raise BadRequest(f"bad file name: {exc}") from exc
 
@@ -126,6 +131,16 @@ class LocalFiles:
 
     def open(self, name: str) -> tuple[BufferedReader, FileInfo]:
         """Open ``name`` for reading, with the metadata of exactly the bytes opened."""
+        opened = self._open(name, known_only=False)
+        assert opened is not None
+        return opened
+
+    def open_known(self, name: str) -> tuple[BufferedReader, FileInfo] | None:
+        """:meth:`open` if the file's hash is known in memory, else ``None``: only ``open``
+        and ``fstat`` touch the disk, cheap enough to call from an event loop."""
+        return self._open(name, known_only=True)
+
+    def _open(self, name: str, known_only: bool) -> tuple[BufferedReader, FileInfo] | None:
         path = self.path(name)
         try:
             fobj = open(path, "rb")  # noqa: SIM115 - the caller closes it
@@ -135,6 +150,12 @@ class LocalFiles:
             st = os.fstat(fobj.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise self._missing(name)
+            memo = self._memo.get(name)
+            if memo is not None and memo[0] == self._stamp(name, st):
+                return fobj, self._info(name, st, memo[1])
+            if known_only:
+                fobj.close()
+                return None
             return fobj, self._info(name, st, self._sha256(name, st, fobj))
         except BaseException:
             fobj.close()
@@ -163,6 +184,7 @@ class LocalFiles:
             path.unlink()
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise self._missing(name) from exc
+        self._memo.pop(name, None)
         self._meta_path(name).unlink(missing_ok=True)
 
     # --- metadata ----------------------------------------------------------------------
@@ -183,19 +205,29 @@ class LocalFiles:
     def _stamp(name: str, st: os.stat_result) -> dict[str, object]:
         return {"name": name, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
+    def _remember(self, name: str, stamp: dict[str, object], digest: str) -> None:
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[name] = (stamp, digest)
+
     def _save_meta(self, name: str, st: os.stat_result, digest: str) -> None:
-        record = {**self._stamp(name, st), "sha256": digest}
+        stamp = self._stamp(name, st)
+        self._remember(name, stamp, digest)
+        record = {**stamp, "sha256": digest}
         try:
             write_atomic(self._meta_path(name), json.dumps(record).encode(), 0o600)
         except OSError as exc:  # the hash can always be recomputed
             log.warning("cannot record the hash of %r: %s", name, exc)
 
     def _sha256(self, name: str, st: os.stat_result, fobj: BufferedReader) -> str:
+        stamp = self._stamp(name, st)
+        memo = self._memo.get(name)
+        if memo is not None and memo[0] == stamp:
+            return memo[1]
         try:
             record = json.loads(self._meta_path(name).read_bytes())
-            if {k: record.get(k) for k in ("name", "ino", "size", "mtime_ns")} == self._stamp(
-                name, st
-            ):
+            if {k: record.get(k) for k in ("name", "ino", "size", "mtime_ns")} == stamp:
+                self._remember(name, stamp, str(record["sha256"]))
                 return str(record["sha256"])
         except (OSError, ValueError, KeyError, TypeError):
             pass

@@ -16,7 +16,14 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
-__all__ = ["MAX_NAME_BYTES", "PARTIAL_PREFIX", "InvalidFileName", "check_filename", "safe_join"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "PARTIAL_PREFIX",
+    "InvalidFileName",
+    "check_filename",
+    "join_resolved",
+    "safe_join",
+]
 
 MAX_NAME_BYTES = 255
 # Temporary files of ``atomic.AtomicWriter`` start with this; listings hide them,
@@ -72,9 +79,19 @@ def safe_join(root: Path, name: str) -> Path:
     resolved root as its parent: a symlink planted in the storage directory
     that points elsewhere is refused rather than followed.
     """
+    return join_resolved(root.resolve(), name)
+
+
+def join_resolved(base: Path, name: str) -> Path:
+    """:func:`safe_join` for a ``base`` already resolved (a store resolves its root once).
+
+    ``name`` is one checked component, so ``base / name`` can only lead elsewhere if it
+    is a symlink: one ``lstat`` decides, instead of resolving every component again.
+    """
     check_filename(name)
-    base = root.resolve()
-    path = (base / name).resolve()
-    if path.parent != base:
-        raise InvalidFileName(f"file name {name!r} resolves outside the storage directory")
+    path = base / name
+    if path.is_symlink():
+        path = path.resolve()
+        if path.parent != base:
+            raise InvalidFileName(f"file name {name!r} resolves outside the storage directory")
     return path

@@ -2,8 +2,9 @@
 
 Bodies are raw bytes, streamed both ways. An upload is written through an
 :class:`~peeros.files.atomic.AtomicWriter` and checked against ``X-PeerOS-SHA256``;
-a download is sent with ``sendfile`` (in 1 MiB chunks over TLS), honours HTTP
-``Range`` and carries the file's SHA-256 in the same header.
+a download is sent with ``sendfile`` (in 1 MiB chunks over TLS; a file up to
+``SMALL_BODY`` in one write with the response head), honours HTTP ``Range`` and
+carries the file's SHA-256 in the same header.
 
 On the user plane, ``?on=PEER`` (a peer id or HOST:PORT) makes this peer relay the
 request to that peer's cluster-plane route of the same shape, streaming in both
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from io import BufferedReader
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
@@ -39,6 +42,7 @@ from peeros.protocol import (
 )
 
 if TYPE_CHECKING:
+    from peeros.files.local import LocalFiles
     from peeros.peer.node import PeerNode
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,9 @@ _RELAYED = (
 _LINK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 #: A request body that ends early (the sender closed or broke the connection).
 _CUT_OFF = (ConnectionError, aiohttp.ClientPayloadError, HttpProcessingError)
+#: Bodies up to this size are read whole and sent in one write with the response head:
+#: for small files the per-request work, not the bytes, is the cost.
+SMALL_BODY = 64 << 10
 
 
 def _path(name: str | None = None) -> str:
@@ -127,9 +134,37 @@ async def _send_body(
     return sent
 
 
+def _with_small_body(
+    opened: tuple[BufferedReader, FileInfo],
+) -> tuple[BufferedReader, FileInfo, bytes | None]:
+    """A small file's bytes, read at once from the file as opened."""
+    fobj, info = opened
+    if info.size > SMALL_BODY:
+        return fobj, info, None
+    try:
+        data = os.pread(fobj.fileno(), info.size, 0)
+    except BaseException:
+        fobj.close()
+        raise
+    # Shorter than its size: the file shrank under us; the streaming path cuts it off.
+    return fobj, info, data if len(data) == info.size else None
+
+
+def _open(files: LocalFiles, name: str) -> tuple[BufferedReader, FileInfo, bytes | None]:
+    return _with_small_body(files.open(name))
+
+
 async def send_file(node: PeerNode, request: web.Request, name: str) -> web.StreamResponse:
-    """Send ``name``: its hash in a header, ``Range`` honoured, constant memory."""
-    fobj, info = await asyncio.to_thread(node.files.open, name)
+    """Send ``name``: its hash in a header, ``Range`` honoured, constant memory.
+
+    A file whose hash is known in memory is opened (and, if small, read) right here;
+    otherwise in a thread, which may read its sidecar or hash it.
+    """
+    known = node.files.open_known(name)
+    if known is not None:
+        fobj, info, data = _with_small_body(known)
+    else:
+        fobj, info, data = await asyncio.to_thread(_open, node.files, name)
     try:
         span = _byte_range(request, info.size)
         if span is None:
@@ -143,16 +178,21 @@ async def send_file(node: PeerNode, request: web.Request, name: str) -> web.Stre
             return err
         start, count = span
         partial = hdrs.RANGE in request.headers
-        resp = web.StreamResponse(status=206 if partial else 200)
-        resp.content_type = "application/octet-stream"
-        resp.content_length = count
-        resp.headers[hdrs.ACCEPT_RANGES] = "bytes"
-        resp.headers[hdrs.ETAG] = f'"{info.sha256}"'
-        resp.headers[SHA256_HEADER] = info.sha256
-        resp.headers[MODIFIED_HEADER] = repr(info.modified)
-        resp.headers[PEER_HEADER] = info.peer_id
+        headers = {
+            hdrs.CONTENT_TYPE: "application/octet-stream",
+            hdrs.ACCEPT_RANGES: "bytes",
+            hdrs.ETAG: f'"{info.sha256}"',
+            SHA256_HEADER: info.sha256,
+            MODIFIED_HEADER: repr(info.modified),
+            PEER_HEADER: info.peer_id,
+        }
         if partial:
-            resp.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{start + count - 1}/{info.size}"
+            headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{start + count - 1}/{info.size}"
+        if data is not None and request.method != hdrs.METH_HEAD:
+            body = data[start : start + count]
+            return web.Response(body=body, status=206 if partial else 200, headers=headers)
+        resp = web.StreamResponse(status=206 if partial else 200, headers=headers)
+        resp.content_length = count
         await resp.prepare(request)
         if count and request.method != hdrs.METH_HEAD:
             try:
@@ -194,12 +234,19 @@ async def relay_download(
     assert node.client is not None
     headers = {k: request.headers[k] for k in (hdrs.RANGE,) if k in request.headers}
     path = _path(name)
-    stream = node.client.stream(address, request.method, path, headers=headers, passthrough=(416,))
+    stream = node.client.stream(
+        address, request.method, path, headers=headers, passthrough=(416,), read_bufsize=CHUNK
+    )
     async with stream as up:
-        resp = web.StreamResponse(status=up.status)
-        for key in _RELAYED:
-            if key in up.headers:
-                resp.headers[key] = up.headers[key]
+        relayed = {str(key): up.headers[key] for key in _RELAYED if key in up.headers}
+        length = up.content_length
+        if length is not None and length <= SMALL_BODY and request.method != hdrs.METH_HEAD:
+            try:
+                data = await up.read()
+            except _LINK_ERRORS as exc:  # nothing sent yet: a clean error response
+                raise Unavailable(f"peer at {address} failed while sending: {exc!r}") from exc
+            return web.Response(body=data, status=up.status, headers=relayed)
+        resp = web.StreamResponse(status=up.status, headers=relayed)
         if up.content_length is not None:
             resp.content_length = up.content_length
         await resp.prepare(request)

@@ -15,9 +15,12 @@ from collections.abc import Callable
 
 from peeros.errors import PeerOSError, Unavailable
 from peeros.net.client import ClusterClient
-from peeros.protocol import Heartbeat, HeartbeatAck, PeerList
+from peeros.protocol import Heartbeat, HeartbeatAck, PeerInfo, PeerList
 
 log = logging.getLogger(__name__)
+
+#: Seconds a member list stays good enough to find a live peer's address (``?on=``).
+FIND_MAX_AGE = 2.0
 
 
 class Membership:
@@ -35,6 +38,7 @@ class Membership:
         self.reachable = False
         self.last_ok: float | None = None
         self._cached: PeerList | None = None
+        self._cached_at = 0.0
 
     async def beat(self) -> HeartbeatAck:
         ack: HeartbeatAck = await self.client.request(
@@ -56,7 +60,16 @@ class Membership:
                 self.reachable = False
             await asyncio.sleep(self.interval)
 
-    async def peers(self) -> PeerList:
+    async def peers(self, max_age: float = 0.0) -> PeerList:
+        """The tracker's member list; one fetched less than ``max_age`` seconds ago may
+        be reused (relaying many small requests should not ask the tracker each time)."""
+        if (
+            max_age > 0
+            and self._cached is not None
+            and not self._cached.stale
+            and time.monotonic() - self._cached_at < max_age
+        ):
+            return self._cached
         try:
             plist: PeerList = await self.client.request(
                 self.tracker, "GET", "/v1/peers", response=PeerList
@@ -66,7 +79,20 @@ class Membership:
                 raise
             return self._cached.model_copy(update={"stale": True})
         self._cached = plist
+        self._cached_at = time.monotonic()
         return plist
+
+    async def find(self, peer_id: str) -> PeerInfo | None:
+        """``peer_id``'s entry. A list from the last ``FIND_MAX_AGE`` seconds is trusted
+        only to say where a live peer is; anything else (unknown, dead) is asked of the
+        tracker again, so relaying many small requests costs no tracker round trip each."""
+        for p in (await self.peers(max_age=FIND_MAX_AGE)).peers:
+            if p.peer_id == peer_id and p.alive:
+                return p
+        for p in (await self.peers()).peers:
+            if p.peer_id == peer_id:
+                return p
+        return None
 
     async def leave(self) -> None:
         try:

@@ -239,12 +239,14 @@ class PeerNode:
         if not target or target in (self.peer_id, self.address):
             return None
         if PEER_ID_RE.match(target):
-            for p in (await self.peers()).peers:
-                if p.peer_id == target:
-                    if not p.alive:
-                        raise Unavailable(f"peer {target} is not alive")
-                    return None if p.address == self.address else p.address
-            raise NotFound(f"no peer {target} in this cluster")
+            if self.membership is None:
+                raise Unavailable("this peer runs without a tracker; it has no member list")
+            p = await self.membership.find(target)
+            if p is None:
+                raise NotFound(f"no peer {target} in this cluster")
+            if not p.alive:
+                raise Unavailable(f"peer {target} is not alive")
+            return None if p.address == self.address else p.address
         if ADDRESS_RE.match(target):
             return target
         raise BadRequest(f"on must be a peer id or HOST:PORT, got {target[:60]!r}")

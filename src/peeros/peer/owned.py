@@ -3,10 +3,11 @@
 Only this peer's identity can read or remove its owned files (SPEC §5):
 
 * upload: the tracker picks distinct live holders; a random file key encrypts the
-  stream (:class:`~peeros.files.crypto.Encryptor`) into a temp file in constant memory,
-  that blob -- the file key wrapped under the owner key, then the ciphertext -- is
-  streamed to every holder, and only when all hold it is the file recorded on the
-  tracker and in ``owned.json``. A failure removes the copies already made.
+  stream (:class:`~peeros.files.crypto.Encryptor`) once, and that blob -- the file key
+  wrapped under the owner key, then the ciphertext -- is streamed to every holder at
+  once as it is encrypted (:mod:`peeros.peer.owned_spread`), in constant memory. Only
+  when all hold it is the file recorded on the tracker and in ``owned.json``. A
+  failure removes the copies already made.
 * download: the tracker locates the holders (signed request); each holder is tried in
   turn (live ones first) with a signed request; the blob is unwrapped and decrypted
   chunk by chunk into a temp file. A copy that fails authentication is reported as bad
@@ -23,20 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp.http_exceptions import HttpProcessingError
 
-from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable
+from peeros.errors import NotFound, PeerOSError, Unavailable
 from peeros.files.crypto import (
     WRAPPED_KEY_SIZE,
     DecryptionError,
@@ -49,9 +50,10 @@ from peeros.files.crypto import (
     wrap_key,
 )
 from peeros.files.local import check_filename_or_400
-from peeros.files.transfer import CHUNK, read_file, write_stream
+from peeros.files.transfer import CHUNK, write_stream
 from peeros.fsutil import read_json, write_json
 from peeros.net.client import parse
+from peeros.peer.owned_spread import spread
 from peeros.protocol import (
     OWNER_AUTH_HEADER,
     OwnedAllocate,
@@ -78,29 +80,11 @@ __all__ = ["INDEX_FILE", "OwnedService", "holder_path"]
 INDEX_FILE = "owned.json"
 INDEX_VERSION = 1
 _LINK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
-#: A request body that ends early (the client closed or broke the connection).
-_CUT_OFF = (ConnectionError, aiohttp.ClientPayloadError, HttpProcessingError)
 
 
 def holder_path(owner_id: str, name: str) -> str:
     """The cluster-plane route of one blob on a holder."""
     return f"/v1/owned/{owner_id}/{quote(name, safe='')}"
-
-
-class _EncryptingSink:
-    """Plaintext in, ``wrapped key | ciphertext`` out to ``fobj`` (called in a thread)."""
-
-    def __init__(self, fobj: BinaryIO, enc: Encryptor, wrapped: bytes) -> None:
-        self.fobj = fobj
-        self.enc = enc
-        fobj.write(wrapped + enc.header())
-
-    def write(self, data: bytes) -> None:
-        self.fobj.write(self.enc.update(data))
-
-    def finish(self) -> None:
-        self.fobj.write(self.enc.finalize())
-        self.fobj.flush()
 
 
 class _DecryptingSink:
@@ -220,34 +204,15 @@ class OwnedService:
         holders: OwnedHolders = await self._call("POST", "/v1/owned/allocate", req, OwnedHolders)
         file_key, file_id = new_file_key(), self.file_id(name)
         wrapped = wrap_key(self._owner_key, file_key, file_id)
-        tmp = await asyncio.to_thread(self._temp)
-        try:
-            with open(tmp, "wb") as fobj:  # noqa: ASYNC230 - a local temp file
-                sink = _EncryptingSink(fobj, Encryptor(file_key, file_id), wrapped)
-                try:
-                    got = await write_stream(sink, body)
-                except _CUT_OFF as exc:
-                    raise BadRequest(f"upload of {name!r} was cut off; nothing was stored") from exc
-                if got != size:
-                    raise BadRequest(
-                        f"upload of {name!r} was cut off after {got} of {size} bytes; "
-                        "nothing was stored"
-                    )
-                await asyncio.to_thread(sink.finish)
-            results = await asyncio.gather(
-                *(self._put(h, name, tmp, stored) for h in holders.holders),
-                return_exceptions=True,
-            )
-        finally:
-            tmp.unlink(missing_ok=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            done = [h for h, r in zip(holders.holders, results, strict=True) if r is True]
+        enc = Encryptor(file_key, file_id)
+        uploads = [functools.partial(self._put, h, name, stored=stored) for h in holders.holders]
+        outcome = await spread(name, body, size, wrapped + enc.header(), enc, uploads)
+        if outcome.error is not None:
+            done = [h for h, ok in zip(holders.holders, outcome.done, strict=True) if ok]
             await self._drop_copies(name, done)
-            first = failed[0]
-            if isinstance(first, PeerOSError):
-                raise first
-            raise Unavailable(f"storing {name!r} failed: {first!r}") from first
+            if isinstance(outcome.error, PeerOSError):
+                raise outcome.error
+            raise Unavailable(f"storing {name!r} failed: {outcome.error!r}") from outcome.error
         commit = OwnedCommit(
             name=name,
             size=size,
@@ -260,13 +225,13 @@ class OwnedService:
         log.info("owned file %r stored on %s", name, ", ".join(commit.holders))
         return rec
 
-    async def _put(self, holder: OwnedHolder, name: str, blob: Path, stored: int) -> bool:
+    async def _put(
+        self, holder: OwnedHolder, name: str, blob: AsyncIterator[bytes], stored: int
+    ) -> bool:
         assert self.node.client is not None
         headers = {"Content-Length": str(stored), "Content-Type": "application/octet-stream"}
         path = holder_path(self.owner_id, name)
-        stream = self.node.client.stream(
-            holder.address, "PUT", path, data=read_file(blob), headers=headers
-        )
+        stream = self.node.client.stream(holder.address, "PUT", path, data=blob, headers=headers)
         try:
             async with stream as resp:
                 receipt = parse(OwnedStored, await resp.json(), holder.address)

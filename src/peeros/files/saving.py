@@ -1,0 +1,161 @@
+"""Saving a download on the client: a temp file beside the destination, hashed while
+written, renamed over it only when complete and matching the announced SHA-256.
+
+Big bodies are written and hashed by two threads at once, several chunks deep; small
+ones are written on the event loop. The temp file is created in a thread while the
+request is out (:class:`PendingSave`): creating a file is the slowest step of saving a
+small one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterable, Callable
+from pathlib import Path
+from types import TracebackType
+
+from peeros.errors import PeerOSError
+from peeros.files.transfer import coalesce
+from peeros.fsutil import reserve
+
+__all__ = ["DEPTH", "PendingSave", "SaveFile"]
+
+#: Chunks (1 MiB) of a big download queued for writing and hashing at most.
+DEPTH = 4
+#: Where temp files of downloads are created (file creation releases the GIL).
+_SAVE_THREADS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="peeros-save")
+#: One FIFO thread each, so that chunks are written and hashed in order.
+_WRITE_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peeros-write")
+_HASH_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peeros-hash")
+
+
+class PendingSave:
+    """A :class:`SaveFile` being created in a thread while the request goes out: creating
+    the temp file (a new inode) is the slowest step of saving a small file, so it
+    overlaps the round trip. :meth:`discard` removes the temp file, whenever it gets
+    created, unless it was committed; await it on every way out."""
+
+    def __init__(self, dest: Path) -> None:
+        self._created = _SAVE_THREADS.submit(SaveFile, dest)
+
+    async def writer(self) -> SaveFile:
+        return await asyncio.wrap_future(self._created)
+
+    async def discard(self) -> None:
+        # Registered first, so it has run by the time the wait below returns; should that
+        # wait be cancelled, it still runs once the file exists.
+        self._created.add_done_callback(_discard_created)
+        with contextlib.suppress(Exception):  # a failed creation: nothing to remove
+            await asyncio.wrap_future(self._created)
+
+
+def _discard_created(created: concurrent.futures.Future[SaveFile]) -> None:
+    if not created.cancelled() and created.exception() is None:
+        created.result().discard()
+
+
+class SaveFile:
+    """A download on its way to ``dest``: a temp file beside it, hashed while written,
+    renamed over ``dest`` only when complete and matching; removed otherwise.
+
+    Not fsynced (as with curl or wget, a download is as durable as the page cache);
+    the rename alone makes it all or nothing. Peers, which store for others, fsync.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
+        self.temp_path = Path(tmp)
+        os.fchmod(fd, 0o644)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+        self._reserve = 0
+
+    def expect(self, size: int) -> None:
+        """The body's announced size: space for it is reserved at the first write."""
+        self._reserve = size
+
+    def write(self, data: bytes) -> None:
+        """Write and hash ``data`` here and now (a small body, on the event loop)."""
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    async def write_all(
+        self, chunks: AsyncIterable[bytes], on_chunk: Callable[[int], None] | None = None
+    ) -> None:
+        """Write and hash a stream of chunks, several at a time in flight.
+
+        Each chunk is handed to a writer thread and a hashing thread at once (both
+        release the GIL; each is one FIFO thread, so bytes stay in order), and up to
+        :data:`DEPTH` chunks may be queued before the next is read: a slow write
+        (page allocation) or a slow hash does not stall the socket. Memory: DEPTH chunks.
+        On any error every queued chunk is settled before the error propagates, so the
+        file is never closed under a thread still using it.
+        """
+        inflight: collections.deque[asyncio.Future[tuple[None, int]]] = collections.deque()
+        try:
+            async for chunk in coalesce(chunks):
+                if len(inflight) >= DEPTH:
+                    await inflight.popleft()
+                inflight.append(self._submit(chunk))
+                self.size += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+            while inflight:
+                await inflight.popleft()
+        except BaseException:
+            for pending in inflight:
+                with contextlib.suppress(BaseException):
+                    await pending
+            raise
+
+    def _submit(self, chunk: bytes) -> asyncio.Future[tuple[None, int]]:
+        if self._reserve:
+            size, self._reserve = self._reserve, 0
+            _WRITE_THREAD.submit(reserve, self._file.fileno(), size)
+        # One update per chunk: each update releases and retakes the GIL, and a thread
+        # retaking it while the event loop holds it can wait a switch interval (5 ms);
+        # 64 KiB slices measured 0.8 GB/s against 1.2 GB/s whole here.
+        hashing = _HASH_THREAD.submit(self._hash.update, chunk)
+        writing = _WRITE_THREAD.submit(self._file.write, chunk)
+        return asyncio.gather(asyncio.wrap_future(hashing), asyncio.wrap_future(writing))
+
+    def commit(self, expected: str) -> str:
+        """Publish at ``dest`` if the bytes hash to ``expected``; return the hash."""
+        self._file.close()
+        actual = self._hash.hexdigest()
+        if actual != expected.lower():
+            raise PeerOSError(
+                f"the bytes received do not match the peer's SHA-256 ({expected}, got "
+                f"{actual}); {self.dest} was not written"
+            )
+        os.replace(self.temp_path, self.dest)
+        self._done = True
+        return actual
+
+    def discard(self) -> None:
+        """Remove the temp file unless committed. Idempotent."""
+        if not self._done:
+            self._done = True
+            self._file.close()
+            self.temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> SaveFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.discard()

@@ -31,20 +31,24 @@ def json_body(encoded: bytes) -> dict[str, Any]:
     return {"data": data, "headers": {"Content-Type": "application/json"}}
 
 
-async def raise_for_error(resp: aiohttp.ClientResponse) -> None:
-    """Turn a JSON error body into the matching :class:`PeerOSError`."""
-    if resp.status < 400:
-        return
-    text = await resp.text()
+def error_from(status: int, reason: str | None, text: str) -> PeerOSError:
+    """The :class:`PeerOSError` an error response (status, reason, body) stands for."""
     code: str | None = None
-    message = text.strip() or resp.reason or f"HTTP {resp.status}"
+    message = text.strip() or reason or f"HTTP {status}"
     try:
         body = json.loads(text)
         code = body["error"]["code"]
         message = body["error"]["message"]
     except (ValueError, KeyError, TypeError):
         pass
-    raise from_wire(resp.status, code, message)
+    return from_wire(status, code, message)
+
+
+async def raise_for_error(resp: aiohttp.ClientResponse) -> None:
+    """Turn a JSON error body into the matching :class:`PeerOSError`."""
+    if resp.status < 400:
+        return
+    raise error_from(resp.status, resp.reason, await resp.text())
 
 
 def parse(cls: type[M], data: Any, origin: str) -> M:

@@ -99,8 +99,9 @@ class _Conn:
         sock = self.http.sock
         if sock is None or time.monotonic() - self.idle_since > MAX_IDLE:
             return True
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable)
+        poller = select.poll()  # not select(): it fails on descriptors past 1023
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
 
 
 class BlockingHTTP:
@@ -167,6 +168,10 @@ class BlockingHTTP:
                     f"cannot reach the peer's local API at {self.url}: "
                     f"{str(exc) or type(exc).__name__}; is the peer running?"
                 ) from exc
+            except BaseException:  # interrupted mid-request: the connection is unusable
+                if conn is not None:
+                    conn.http.close()
+                raise
             conn.used += 1
             if resp.will_close:
                 conn.http.close()

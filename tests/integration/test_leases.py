@@ -36,22 +36,24 @@ def test_leases_off_asks_the_tracker_for_every_task(nodes: Nodes) -> None:
     assert tracker_placements(nodes.root, cluster) == (before[0] + 3, before[1] + 3)
 
 
-def test_a_leased_peer_that_died_is_retried_elsewhere(nodes: Nodes) -> None:
+def test_a_peer_that_died_after_its_leases_were_granted_costs_no_task(nodes: Nodes) -> None:
     cluster = nodes.cluster(3, peer_extra=SLOW_PEER, tracker_extra=SLOW_TRACKER)
-    origin = cluster.peers[0]
+    origin, victim = cluster.peers[0], cluster.peers[1]
     with Client(data_dir=origin.data_dir) as client:
         client.run_program(SQUARE, "main", [1])  # fills the pool: leases on every peer
-        victim = cluster.peers[1]
         nodes.kill9(victim)  # the tracker still believes it alive (dead-after 120 s)
-        results = client.results(
+        singles = [client.run_program(SQUARE, "main", [i]) for i in range(4)]  # no retries
+        batch = client.results(
             client.submit_requests(
                 [
-                    peeros.protocol.TaskRequest(
-                        program=SQUARE, function="main", args=[i], max_retries=2
-                    )
+                    peeros.protocol.TaskRequest(program=SQUARE, function="main", args=[i])
                     for i in range(6)
                 ]
             )
         )
-    assert [(r.status, r.result) for r in results] == [("DONE", i * i) for i in range(6)]
-    assert victim.info["peer_id"] not in {r.peer_id for r in results}
+    # A task sent to the dead peer was never delivered (connection refused): it is placed
+    # again elsewhere without using up a retry, and the dead peer's leases are dropped.
+    assert [(r.status, r.result) for r in singles] == [("DONE", i * i) for i in range(4)]
+    assert [(r.status, r.result) for r in batch] == [("DONE", i * i) for i in range(6)]
+    assert victim.info["peer_id"] not in {r.peer_id for r in singles + batch}
+    assert {r.attempts for r in singles + batch} == {1}

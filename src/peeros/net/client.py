@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from peeros.errors import PeerOSError, Unavailable, from_wire
+from peeros.errors import PeerOSError, Unavailable, Unreachable, from_wire
 from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 
 M = TypeVar("M", bound=BaseModel)
@@ -129,6 +129,8 @@ class ClusterClient:
                 data = await resp.json()
         except PeerOSError:
             raise
+        except aiohttp.ClientConnectorError as exc:  # refused, no route: nothing was sent
+            raise Unreachable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise Unavailable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
         return parse(response, data, address) if response is not None else data

@@ -3,7 +3,9 @@ dashboard and user code alike.
 
 :class:`AsyncClient` does the work on aiohttp. :class:`Client` is its synchronous face:
 it runs an event loop in a private thread (as Dask's client does), so it is safe to use
-from plain scripts, notebooks and threads.
+from plain scripts, notebooks and threads. Its task and status calls skip that thread:
+they go from the caller's thread over kept-alive connections
+(:mod:`peeros.client_http`), with the same requests, replies and errors.
 
 Finding the peer: an explicit URL and token, else a data directory (the running peer
 wrote ``api.json`` and ``api.token`` there; a ``peeros up`` cluster directory works too),
@@ -16,20 +18,19 @@ import asyncio
 import json
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 
 from peeros.client_files import AsyncFiles, Files
+from peeros.client_http import BlockingHTTP, Endpoint, resolve_endpoint
 from peeros.client_ipc import AsyncIpc, Ipc
 from peeros.client_kernel import AsyncKernel, Kernel
 from peeros.client_memory import AsyncMemory, Memory
 from peeros.client_owned import AsyncOwned, Owned
-from peeros.config import default_data_dir
-from peeros.errors import BadRequest, PeerOSError, Unavailable
-from peeros.net.client import json_body, parse, raise_for_error
+from peeros.errors import PeerOSError, Unavailable
+from peeros.net.client import M, json_body, parse, raise_for_error
 from peeros.protocol import (
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
@@ -48,51 +49,12 @@ from peeros.protocol import (
 from peeros.taskcodec import decode_result, encode_call, encode_map
 
 T = TypeVar("T")
+#: A JSON request to the local API: method, path, body, timeout.
+Call = tuple[str, str, Any, float | None]
 #: How long a submission waits for its results before falling back to polling.
 SUBMIT_WAIT = 20.0
 #: HTTP time allowed beyond a long-poll's own timeout.
 WAIT_SLACK = 10.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    url: str
-    token: str
-
-
-def _normalise_url(peer: str) -> str:
-    url = peer if "://" in peer else f"http://{peer}"
-    return url.rstrip("/")
-
-
-def resolve_endpoint(
-    peer: str | None = None, token: str | None = None, data_dir: str | Path | None = None
-) -> Endpoint:
-    """Where the local API is and its token, by the documented order of precedence."""
-    if peer:
-        if not token:
-            raise BadRequest("--token is required with --peer (or use --data-dir)")
-        return Endpoint(_normalise_url(peer), token)
-    directory = Path(data_dir) if data_dir else default_data_dir()
-    info_path = directory / "api.json"
-    if not info_path.exists() and (directory / "cluster.json").exists():
-        # A ``peeros up`` directory: talk to its first peer.
-        cluster = json.loads((directory / "cluster.json").read_text())
-        if cluster.get("peers"):
-            directory = Path(cluster["peers"][0]["data_dir"])
-            info_path = directory / "api.json"
-    if not info_path.exists():
-        raise Unavailable(
-            f"no running peer found in {directory} (no api.json); start one with "
-            "'peeros peer' or 'peeros up', or pass --peer URL --token T"
-        )
-    try:
-        info = json.loads(info_path.read_text())
-        url = info["api_url"]
-        secret = token or (directory / "api.token").read_text().strip()
-    except (OSError, ValueError, KeyError) as exc:
-        raise Unavailable(f"cannot read the peer's address or token in {directory}: {exc}") from exc
-    return Endpoint(_normalise_url(url), secret)
 
 
 class AsyncClient:
@@ -164,17 +126,18 @@ class AsyncClient:
         """Submit tasks; returns their ids at once (nothing is queued if any is invalid)."""
         return (await self._submit(requests, 0.0)).task_ids
 
-    async def _submit(self, requests: list[TaskRequest], wait: float) -> Submitted:
+    def _submit_call(self, requests: list[TaskRequest], wait: float) -> Call:
+        """The request that submits ``requests`` and waits up to ``wait`` s for results."""
         query = f"?wait={wait:g}" if wait > 0 else ""
         timeout = self._timeout.total + wait if self._timeout.total and wait else None
         if len(requests) == 1:
             body = requests[0].model_dump(mode="json", exclude_defaults=True)
-            data = await self.request("POST", "/v1/tasks" + query, body, timeout)
-        else:
-            batch = BatchRequest(tasks=requests)
-            data = await self.request(
-                "POST", "/v1/tasks/batch" + query, batch.model_dump(mode="json"), timeout
-            )
+            return "POST", "/v1/tasks" + query, body, timeout
+        batch = BatchRequest(tasks=requests).model_dump(mode="json")
+        return "POST", "/v1/tasks/batch" + query, batch, timeout
+
+    async def _submit(self, requests: list[TaskRequest], wait: float) -> Submitted:
+        data = await self.request(*self._submit_call(requests, wait))
         return parse(Submitted, data, self.endpoint.url)
 
     async def run(self, requests: list[TaskRequest]) -> list[TaskResult]:
@@ -184,11 +147,15 @@ class AsyncClient:
             return submitted.results
         return await self.results(submitted.task_ids)
 
+    @staticmethod
+    def _wait_call(task_ids: list[str], timeout: float, all: bool) -> Call:
+        body = {"task_ids": task_ids, "timeout": timeout, "all": all}
+        return "POST", "/v1/tasks/wait", body, timeout + WAIT_SLACK
+
     async def wait(
         self, task_ids: list[str], timeout: float = 30.0, all: bool = False
     ) -> WaitResponse:
-        body = {"task_ids": task_ids, "timeout": timeout, "all": all}
-        data = await self.request("POST", "/v1/tasks/wait", body, timeout + WAIT_SLACK)
+        data = await self.request(*self._wait_call(task_ids, timeout, all))
         return parse(WaitResponse, data, self.endpoint.url)
 
     async def results(self, task_ids: list[str]) -> list[TaskResult]:
@@ -275,6 +242,8 @@ class Client:
         timeout: float = 30.0,
     ) -> None:
         self._async = AsyncClient(peer, token, data_dir, timeout)
+        #: Task and status calls go straight from the caller's thread (no loop hop).
+        self._http = BlockingHTTP(self.endpoint.url, self.endpoint.token, timeout)
         self._executor: Any = None
         #: The peer's key-value store as a mapping: ``client.memory["k"] = v``.
         self.memory = Memory(self._async.memory, self._run)
@@ -300,31 +269,51 @@ class Client:
             raise RuntimeError("a blocking Client call from its own event loop thread")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def _call(self, cls: type[M], call: Call) -> M:
+        """One JSON request on the caller's thread, parsed as ``cls``."""
+        return parse(cls, self._http.request(*call), self.endpoint.url)
+
     def status(self) -> PeerStatus:
-        return self._run(self._async.status())
+        return self._call(PeerStatus, ("GET", "/v1/status", None, None))
 
     def peers(self) -> list[PeerInfo]:
-        return self._run(self._async.peers())
+        return self._call(PeerList, ("GET", "/v1/peers", None, None)).peers
 
     def submit_requests(self, requests: list[TaskRequest]) -> list[str]:
-        return self._run(self._async.submit_requests(requests))
+        return self._call(Submitted, self._async._submit_call(requests, 0.0)).task_ids
+
+    def run(self, requests: list[TaskRequest]) -> list[TaskResult]:
+        """Submit and wait for every result, in one round trip when the tasks are quick."""
+        submitted = self._call(Submitted, self._async._submit_call(requests, SUBMIT_WAIT))
+        if submitted.results:
+            return submitted.results
+        return self.results(submitted.task_ids)
 
     def wait(self, task_ids: list[str], timeout: float = 30.0, all: bool = False) -> WaitResponse:
-        return self._run(self._async.wait(task_ids, timeout, all))
+        return self._call(WaitResponse, self._async._wait_call(task_ids, timeout, all))
 
     def results(self, task_ids: list[str]) -> list[TaskResult]:
-        return self._run(self._async.results(task_ids))
+        done: dict[str, TaskResult] = {}
+        pending = list(task_ids)
+        while pending:
+            got = self.wait(pending, timeout=30.0, all=True)
+            done.update((r.task_id, r) for r in got.done)
+            pending = got.pending
+        return [done[t] for t in task_ids]
 
     def task(self, task_id: str) -> TaskResult:
-        return self._run(self._async.task(task_id))
+        return self._call(TaskResult, ("GET", f"/v1/tasks/{task_id}", None, None))
 
     def run_program(
         self, program: str, function: str, args: list[Any] | None = None, **options: Any
     ) -> TaskResult:
-        return self._run(self._async.run_program(program, function, args, **options))
+        req = TaskRequest(program=program, function=function, args=list(args or []), **options)
+        (result,) = self.run([req])
+        return result
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._run(self._async.call(fn, *args, **kwargs))
+        (result,) = self.run([encode_call(fn, args, kwargs)])
+        return decode_result(result)
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Like Dask's ``Client.submit``: a :class:`concurrent.futures.Future`.
@@ -339,7 +328,7 @@ class Client:
         return self._run(self._async.map(fn, *iterables, **options))
 
     def cancel(self, task_id: str) -> CancelResponse:
-        return self._run(self._async.cancel(task_id))
+        return self._call(CancelResponse, ("POST", f"/v1/tasks/{task_id}/cancel", None, None))
 
     def history(self, limit: int = 20) -> HistoryResponse:
         return self._run(self._async.history(limit))
@@ -367,6 +356,7 @@ class Client:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        self._http.close()
         if self._loop.is_running():
             self._run(self._async.close())
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -65,6 +65,10 @@ class PeerSettings:
     api_port: int = 0
     #: Seconds between heartbeats to the tracker.
     heartbeat_interval: float = 10.0
+    #: Placements leased from the tracker ahead of need, so that a single task needs no
+    #: tracker round trip (0 = ask the tracker for every submission). Leases live one
+    #: heartbeat interval.
+    placement_leases: int = 8
     #: Worker slots this peer offers (defaults to the number of CPUs).
     slots: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: Timeout of one cluster-plane request.

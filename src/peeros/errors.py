@@ -12,6 +12,7 @@
     ├── PayloadTooLarge              413  a body or value over its configured limit
     ├── QuotaExceeded                429  over a per-peer quota; nothing was changed
     ├── Unavailable                  503  a needed node (tracker, peer) cannot be reached
+    │   └── Unreachable              503  ... not even connected to: nothing was sent
     └── ProtocolMismatch             400  the other side speaks another protocol version
 
 Servers turn these into ``{"error": {"code": ..., "message": ...}}`` with the status
@@ -81,6 +82,11 @@ class QuotaExceeded(PeerOSError):
 class Unavailable(PeerOSError):
     status = 503
     code = "unavailable"
+
+
+class Unreachable(Unavailable):
+    """No connection could be made, so the request was certainly not delivered (safe to
+    send elsewhere). Local knowledge only: on the wire it is an :class:`Unavailable`."""
 
 
 _BY_CODE: dict[str, type[PeerOSError]] = {

@@ -135,6 +135,13 @@ def _parse_resources(items: tuple[str, ...]) -> dict[str, int]:
 @data_dir_option
 @click.option("--heartbeat-interval", default=10.0, show_default=True, callback=_positive)
 @click.option(
+    "--placement-leases",
+    type=click.IntRange(0, 1024),
+    default=8,
+    show_default=True,
+    help="Placements leased from the tracker ahead of need (0 = ask for every submission).",
+)
+@click.option(
     "--slots", type=click.IntRange(1, 4096), default=None, help="Worker slots (default: CPUs)."
 )
 @click.option(
@@ -274,6 +281,7 @@ def peer(
     api_port: int,
     data_dir: Path | None,
     heartbeat_interval: float,
+    placement_leases: int,
     slots: int | None,
     policy: str,
     quantum_ms: float,
@@ -315,6 +323,7 @@ def peer(
         advertise=advertise,
         api_port=api_port,
         heartbeat_interval=heartbeat_interval,
+        placement_leases=placement_leases,
         policy=policy,
         quantum_ms=quantum_ms,
         task_quota=task_quota,

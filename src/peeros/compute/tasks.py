@@ -24,7 +24,7 @@ from peeros.compute.cache import ResultCache
 from peeros.compute.execution import Executor, check_request
 from peeros.compute.history import TaskHistory
 from peeros.compute.program import code_hash, program_hash
-from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable
+from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable, Unreachable
 from peeros.protocol import (
     CancelResponse,
     ExecuteItem,
@@ -238,6 +238,8 @@ class TaskService:
             ]
             for t in tasks:
                 t.failed_on.append(peer_id)
+                if isinstance(exc, Unreachable) and not peer_id.startswith("at:"):
+                    t.attempts -= 1  # never delivered: placed again, not counted as a try
         await self._settle(tasks, results)
 
     async def _settle(self, tasks: list[Tracked], results: list[TaskResult]) -> None:

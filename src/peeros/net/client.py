@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from peeros.errors import PeerOSError, Unavailable, from_wire
+from peeros.errors import PeerOSError, Unavailable, Unreachable, from_wire
 from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,20 +31,24 @@ def json_body(encoded: bytes) -> dict[str, Any]:
     return {"data": data, "headers": {"Content-Type": "application/json"}}
 
 
-async def raise_for_error(resp: aiohttp.ClientResponse) -> None:
-    """Turn a JSON error body into the matching :class:`PeerOSError`."""
-    if resp.status < 400:
-        return
-    text = await resp.text()
+def error_from(status: int, reason: str | None, text: str) -> PeerOSError:
+    """The :class:`PeerOSError` an error response (status, reason, body) stands for."""
     code: str | None = None
-    message = text.strip() or resp.reason or f"HTTP {resp.status}"
+    message = text.strip() or reason or f"HTTP {status}"
     try:
         body = json.loads(text)
         code = body["error"]["code"]
         message = body["error"]["message"]
     except (ValueError, KeyError, TypeError):
         pass
-    raise from_wire(resp.status, code, message)
+    return from_wire(status, code, message)
+
+
+async def raise_for_error(resp: aiohttp.ClientResponse) -> None:
+    """Turn a JSON error body into the matching :class:`PeerOSError`."""
+    if resp.status < 400:
+        return
+    raise error_from(resp.status, resp.reason, await resp.text())
 
 
 def parse(cls: type[M], data: Any, origin: str) -> M:
@@ -125,6 +129,8 @@ class ClusterClient:
                 data = await resp.json()
         except PeerOSError:
             raise
+        except aiohttp.ClientConnectorError as exc:  # refused, no route: nothing was sent
+            raise Unreachable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise Unavailable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
         return parse(response, data, address) if response is not None else data

@@ -30,6 +30,7 @@ from peeros import __version__
 from peeros.compute.cache import ResultCache
 from peeros.compute.execution import Executor
 from peeros.compute.history import TaskHistory
+from peeros.compute.leases import LeasedPlacer
 from peeros.compute.quotas import TaskQuota
 from peeros.compute.scheduler import Scheduler
 from peeros.compute.tasks import TaskService
@@ -131,12 +132,17 @@ class PeerNode:
             self.scheduler,
             TaskQuota(settings.task_quota, settings.task_quota_window),
         )
+        self.placer: LeasedPlacer | None = None
+        if settings.tracker and settings.placement_leases:
+            self.placer = LeasedPlacer(
+                self._place, settings.placement_leases, settings.heartbeat_interval
+            )
         self.tasks = TaskService(
             self.peer_id,
             self.executor,
             self.history,
             ResultCache(settings.cache_entries, settings.cache_ttl),
-            self._place if settings.tracker else None,
+            self.placer.place if self.placer else self._place if settings.tracker else None,
             self._remote_execute,
             self._remote_cancel,
         )
@@ -225,9 +231,14 @@ class PeerNode:
         self, address: str, req: ExecuteRequest, timeout: float
     ) -> ExecuteResponse:
         assert self.client is not None
-        resp: ExecuteResponse = await self.client.request(
-            address, "POST", "/v1/execute", req, ExecuteResponse, timeout=timeout
-        )
+        try:
+            resp: ExecuteResponse = await self.client.request(
+                address, "POST", "/v1/execute", req, ExecuteResponse, timeout=timeout
+            )
+        except Unavailable:
+            if self.placer is not None:
+                self.placer.forget(address)
+            raise
         return resp
 
     async def _remote_cancel(self, address: str, task_id: str) -> None:
@@ -399,6 +410,8 @@ class PeerNode:
                 ]
                 if self.membership is not None:
                     background.append(tg.create_task(self.membership.run()))
+                if self.placer is not None:
+                    background.append(tg.create_task(self.placer.run()))
                 await stop.wait()
                 for task in background:
                     task.cancel()

@@ -111,7 +111,10 @@ class TrackerStatus(Model):
     peers_total: int
     uptime: float
     schema_version: int
+    #: Placements granted (each task placed, and each lease granted ahead of need).
     placements_served: int = 0
+    #: Placement requests answered (one per batch, per lease refill).
+    placement_requests: int = 0
 
 
 class PeerStatus(Model):

@@ -46,6 +46,7 @@ class TrackerService:
         self.started = clock()
         self.address = ""
         self.placements_served = 0
+        self.placement_requests = 0
         records = [PeerRecord.from_row(r) for r in db.load_peers()]
         self.registry = Registry(dead_after, records)
 
@@ -92,6 +93,7 @@ class TrackerService:
                 raise Unavailable("no live peer can take this task")
             chosen.append(Placement(peer_id=rec.peer_id, address=rec.address))
         self.placements_served += req.count
+        self.placement_requests += 1
         return Placements(placements=chosen)
 
     def status(self) -> TrackerStatus:
@@ -105,4 +107,5 @@ class TrackerService:
             uptime=now - self.started,
             schema_version=self.db.schema_version,
             placements_served=self.placements_served,
+            placement_requests=self.placement_requests,
         )

@@ -1,0 +1,158 @@
+"""Placement leases: placements the tracker granted ahead of need.
+
+Asking the tracker where to run each task costs one mutual-TLS round trip per
+submission, on the critical path of every single task. Instead, an origin keeps a small
+pool of placements the tracker already chose (and counts as placed, exactly as it counts
+any placement until the chosen peer's next heartbeat), and hands them out in the order
+they were granted, so a burst of single tasks still spreads like the tracker's own round
+robin. The pool is topped up in the background when it runs low; a lease older than
+``max_age`` (about one heartbeat interval, after which the tracker has forgotten it and
+the load it was chosen on is stale) is dropped unused.
+
+Batches larger than the pool, and tasks the pool cannot serve (every lease names a peer
+the task already failed on), ask the tracker directly, in one request as before. A lease
+never outlives evidence against its peer: when a peer cannot be reached, its leases are
+forgotten, and a retry never takes a lease on a peer the task failed on.
+
+:class:`LeasePool` is pure (it takes ``now``); :class:`LeasedPlacer` adds the tracker
+calls and the background refill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection
+
+from peeros.errors import PeerOSError
+from peeros.protocol import Placement
+
+log = logging.getLogger(__name__)
+
+#: Ask the tracker for ``count`` placements avoiding ``exclude`` (one request).
+Ask = Callable[[int, list[str]], Awaitable[list[Placement]]]
+
+#: Seconds between background refills after one failed (tracker down).
+REFILL_BACKOFF = 1.0
+
+
+class LeasePool:
+    """Granted placements, oldest first; pure (every method takes ``now``)."""
+
+    def __init__(self, size: int, max_age: float) -> None:
+        if size < 1:
+            raise ValueError("a lease pool holds at least one lease")
+        self.size = size
+        self.max_age = max_age
+        self._leases: deque[tuple[float, Placement]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+    def _expire(self, now: float) -> None:
+        while self._leases and now - self._leases[0][0] > self.max_age:
+            self._leases.popleft()
+
+    def take(self, count: int, exclude: Collection[str], now: float) -> list[Placement] | None:
+        """``count`` leases on peers not in ``exclude``, oldest first, or None (and
+        nothing taken) when the pool cannot serve them all."""
+        self._expire(now)
+        if count > len(self._leases):
+            return None
+        if not exclude and count == 1:  # the common case, without a scan
+            return [self._leases.popleft()[1]]
+        banned = set(exclude)
+        picked = [i for i, (_, p) in enumerate(self._leases) if p.peer_id not in banned][:count]
+        if len(picked) < count:
+            return None
+        chosen = set(picked)
+        kept = [lease for i, lease in enumerate(self._leases) if i not in chosen]
+        taken = [self._leases[i][1] for i in picked]
+        self._leases = deque(kept)
+        return taken
+
+    def wanted(self, now: float) -> int:
+        """How many leases to ask for now: none until the pool is down to half."""
+        self._expire(now)
+        if len(self._leases) > self.size // 2:
+            return 0
+        return self.size - len(self._leases)
+
+    def add(self, placements: list[Placement], now: float) -> None:
+        self._leases.extend((now, p) for p in placements)
+        while len(self._leases) > 2 * self.size:  # two refills raced: keep the newest
+            self._leases.popleft()
+
+    def forget(self, address: str) -> int:
+        """Drop the leases on the peer at ``address`` (it could not be reached)."""
+        before = len(self._leases)
+        self._leases = deque(lease for lease in self._leases if lease[1].address != address)
+        return before - len(self._leases)
+
+
+class LeasedPlacer:
+    """Places tasks from a :class:`LeasePool`, asking the tracker only when it must.
+
+    :meth:`place` has the signature of the tracker call it wraps; :meth:`run` is the
+    background refill loop (run it in the peer's task group).
+    """
+
+    def __init__(
+        self,
+        ask: Ask,
+        size: int,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ask = ask
+        self.pool = LeasePool(size, max_age)
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._refilling = False
+        self._retry_at = 0.0
+
+    async def place(self, count: int, exclude: list[str]) -> list[Placement]:
+        now = self.clock()
+        leased = self.pool.take(count, exclude, now)
+        if leased is not None:
+            if not self._refilling and now >= self._retry_at and self.pool.wanted(now):
+                self._wake.set()
+            return leased
+        # Ask now; a small first-try request also tops the pool up in the same call.
+        top_up = 0
+        if not exclude and not self._refilling and count <= self.pool.size:
+            top_up = self.pool.wanted(now)
+        if not top_up:
+            return await self.ask(count, exclude)
+        self._refilling = True
+        try:
+            placements = await self.ask(count + top_up, exclude)
+        finally:
+            self._refilling = False
+        self.pool.add(placements[count:], self.clock())
+        return placements[:count]
+
+    def forget(self, address: str) -> None:
+        """The peer at ``address`` could not be reached: use none of its leases."""
+        if self.pool.forget(address):
+            log.info("dropped the placement leases on unreachable peer %s", address)
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            want = self.pool.wanted(self.clock())
+            if not want:
+                continue
+            self._refilling = True
+            try:
+                got = await self.ask(want, [])
+            except PeerOSError as exc:
+                log.info("placement lease refill failed: %s", exc)
+                self._retry_at = self.clock() + REFILL_BACKOFF
+            else:
+                self.pool.add(got, self.clock())
+            finally:
+                self._refilling = False

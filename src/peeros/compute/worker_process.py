@@ -119,6 +119,11 @@ class WorkerProcess:
         assert self.proc.stdin is not None
         await asyncio.wait_for(self.proc.stdin.drain(), SEND_TIMEOUT)
 
+    def backlogged(self) -> bool:
+        """Bytes are waiting for the pipe (the worker is not reading fast enough)."""
+        transport = self.proc.stdin.transport if self.proc.stdin is not None else None
+        return transport is not None and transport.get_write_buffer_size() > 0
+
     def write(self, line: bytes) -> None:
         """Buffer one whole message for the pipe (never interleaved with another)."""
         assert self.proc.stdin is not None

@@ -194,7 +194,8 @@ class WorkerPool:
         return execution
 
     def _send_later(self, worker: Worker, line: bytes) -> None:
-        """Write ``line`` now (whole, so it never interleaves) and drain in the background."""
+        """Write ``line`` now (whole, so it never interleaves); drain in the background
+        only if the pipe pushed back (a line usually goes straight into the pipe)."""
 
         async def drain() -> None:
             try:
@@ -209,7 +210,8 @@ class WorkerPool:
             log.info("worker %d: could not write: %r", worker.process.number, exc)
             worker.process.kill()
             return
-        self._background(drain())
+        if worker.process.backlogged():
+            self._background(drain())
 
     async def _acquire(self, owner: str) -> Worker:
         while True:

@@ -62,7 +62,8 @@ def encode_call(
 class PickledOnce:
     """A callable pickled once for a whole ``map``: each task's payload carries these
     bytes, and unpickling the payload (inside the sandbox) rebuilds the callable with
-    ``pickle.loads`` — so a batch costs one cloudpickle of the function, not one per task."""
+    :func:`peeros.task.callable_from` — so a batch costs one cloudpickle of the function,
+    not one per task, and a worker unpickles it once, not once per task."""
 
     __slots__ = ("data",)
 
@@ -70,7 +71,9 @@ class PickledOnce:
         self.data = cloudpickle.dumps(fn)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        return (pickle.loads, (self.data,))
+        from peeros.task import callable_from
+
+        return (callable_from, (self.data,))
 
 
 _PLAIN = (int, float, str, bytes, bool, type(None))

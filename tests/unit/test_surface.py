@@ -67,9 +67,12 @@ def test_map_pickles_the_callable_once_and_each_payload_rebuilds_it() -> None:
     finally:
         cloudpickle.dumps = real
     assert calls == 2  # the function once, plus the one task whose args hold code
+    functions = set()
     for i, req in enumerate(requests[:50]):
         fn, args, kwargs = pickle.loads(base64.b64decode(req.payload or ""))
         assert fn(*args, **kwargs) == (i + 7, None) and req.function == "shifted"
+        functions.add(id(fn))
+    assert len(functions) == 1  # rebuilt once, then taken from the worker's cache
     fn, args, kwargs = pickle.loads(base64.b64decode(requests[50].payload or ""))
     result = fn(*args)
     assert isinstance(result, tuple) and result[0] == 8 and callable(result[1])

@@ -21,7 +21,9 @@ trust boundary, like a Ray worker per job. Each task gets:
 * program tasks: the source's top level is executed ONCE per worker and cached by SHA-256,
   like a module import, then ``namespace[function](*args, **kwargs)``; the result must
   be JSON (``allow_nan=False``);
-* payload tasks: ``cloudpickle.loads(payload)`` → ``(fn, args, kwargs)``, result pickled.
+* payload tasks: ``cloudpickle.loads(payload)`` → ``(fn, args, kwargs)``, result pickled;
+  the callable of a ``Client.map`` batch is rebuilt once per worker and reused, like a
+  program's top level (``peeros.task.callable_from``).
 
 After each task, processes the task left behind are killed (``kill(-1, SIGKILL)`` inside
 the pid namespace reaches every process of our uid there except us and the namespace
@@ -41,15 +43,14 @@ from __future__ import annotations
 
 import base64
 import builtins
-import ctypes
 import hashlib
+import importlib.util
 import io
 import itertools
 import json
 import os
 import pickle
 import resource
-import select
 import shutil
 import signal
 import stat
@@ -62,19 +63,34 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_PR_SET_DUMPABLE = 4
-_PR_CAPBSET_DROP = 24
-_PR_SET_NO_NEW_PRIVS = 38
+
+def _load_lib() -> Any:
+    """``sandbox_lib.py`` beside this file, loaded by path (this script runs with
+    ``python -I``: its own directory is not on ``sys.path``)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_lib.py")
+    spec = importlib.util.spec_from_file_location("_peeros_sandbox_lib", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from peeros.compute.sandbox_lib import Lines, cleanup, drop_privileges, self_stat
+else:
+    _lib = _load_lib()
+    Lines, drop_privileges = _lib.Lines, _lib.drop_privileges
+    cleanup, self_stat = _lib.cleanup, _lib.self_stat
+
+
 #: Exit status when the sandbox cannot be set up; the pool reports the worker's stderr.
 EXIT_SETUP_FAILED = 70
 #: How many executed program namespaces a worker keeps (least recently used evicted).
 PROGRAM_CACHE_SIZE = 64
 #: The worker's scratch space: a private tmpfs under bubblewrap.
 TMP = "/tmp"  # noqa: S108
-#: How long the post-task cleanup waits for killed processes to disappear.
-CLEANUP_TIMEOUT = 2.0
 
 
 class CpuTimeExceeded(Exception):
@@ -87,7 +103,7 @@ class _State:
     worker_pid = 0
     pidns = False
     in_task = False
-    proto_in: _Lines | None = None
+    proto_in: Lines | None = None
     proto_out: io.BufferedWriter | None = None
     programs: OrderedDict[str, dict[str, Any]] = OrderedDict()
     #: The working directory the last task left pristine (reused), if any.
@@ -108,52 +124,6 @@ def _parse_args(argv: list[str]) -> dict[str, int]:
     return opts
 
 
-class _Lines:
-    """Newline-delimited messages from a pipe, readable without blocking too: between
-    tasks the worker looks at what already arrived (a revoke must be seen before the
-    reply that would let the peer think the revoked task started)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._buf = bytearray()
-        self._scanned = 0  # no newline before this offset (big messages: no rescans)
-        self._eof = False
-
-    def _fill(self) -> bool:
-        data = os.read(self.fd, 1 << 20)
-        if not data:
-            self._eof = True
-            return False
-        self._buf += data
-        return True
-
-    def _line(self) -> bytes | None:
-        i = self._buf.find(b"\n", self._scanned)
-        if i < 0:
-            self._scanned = len(self._buf)
-            return None
-        line = bytes(self._buf[: i + 1])
-        del self._buf[: i + 1]
-        self._scanned = 0
-        return line
-
-    def readline(self) -> bytes:
-        """The next line; what is left (maybe b"") at end of file."""
-        while (line := self._line()) is None:
-            if self._eof or not self._fill():
-                rest = bytes(self._buf)
-                self._buf.clear()
-                return rest
-        return line
-
-    def available(self) -> bytes | None:
-        """The next line if it can be had without blocking, else None."""
-        while (line := self._line()) is None:
-            if self._eof or not select.select([self.fd], [], [], 0)[0] or not self._fill():
-                return None
-        return line
-
-
 def _take_protocol_fds() -> None:
     """Keep private, non-inheritable copies of stdin/stdout for the protocol."""
     fd_in, fd_out = os.dup(0), os.dup(1)  # PEP 446: dup() fds are not inherited by exec
@@ -161,7 +131,7 @@ def _take_protocol_fds() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    _State.proto_in = _Lines(fd_in)
+    _State.proto_in = Lines(fd_in)
     _State.proto_out = io.BufferedWriter(io.FileIO(fd_out, "wb"), 1 << 16)
     os.register_at_fork(after_in_child=_forget_protocol)
 
@@ -174,69 +144,6 @@ def _forget_protocol() -> None:
     if _State.proto_out is not None:
         _State.proto_out.raw.close()  # the fd only: never flush the parent's buffer
     _State.proto_in = _State.proto_out = None
-
-
-def _prctl(option: int, value: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
-
-
-def _drop_bounding_set() -> None:
-    """Empty the capability bounding set (needs CAP_SETPCAP; best effort without it)."""
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last = int(f.read())
-    for cap in range(last + 1):
-        try:
-            _prctl(_PR_CAPBSET_DROP, cap)
-        except OSError:
-            return
-
-
-def _set_hard(res: int, value: int) -> None:
-    _, hard = resource.getrlimit(res)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(res, (value, value))
-
-
-def drop_privileges(opts: dict[str, int]) -> None:
-    """Become the unprivileged uid/gid and lock the process down; verify it worked."""
-    was_root = os.geteuid() == 0
-    if was_root:
-        _drop_bounding_set()
-        os.setgroups([])
-        os.setresgid(opts["gid"], opts["gid"], opts["gid"])
-        os.setresuid(opts["uid"], opts["uid"], opts["uid"])
-    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(_PR_SET_DUMPABLE, 0)
-    _set_hard(resource.RLIMIT_NPROC, opts["nproc"])
-    _set_hard(resource.RLIMIT_NOFILE, opts["nofile"])
-    _set_hard(resource.RLIMIT_FSIZE, opts["fsize"])
-    _set_hard(resource.RLIMIT_CORE, 0)
-    _set_hard(resource.RLIMIT_AS, opts["max-as"])
-    if was_root and (os.getuid() != opts["uid"] or _capabilities() != 0):
-        raise SystemExit("sandbox: failed to drop privileges")
-
-
-def _capabilities() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return -1
-
-
-def _self_stat() -> tuple[int, int]:
-    """``(address space in bytes, threads)`` of this process, from one read of
-    /proc/self/stat (fields 23 and 20; /proc/self/status costs several times more)."""
-    fd = os.open("/proc/self/stat", os.O_RDONLY)
-    try:
-        data = os.read(fd, 4096)
-    finally:
-        os.close(fd)
-    fields = data[data.rindex(b")") + 2 :].split()  # the name may hold spaces
-    return int(fields[20]), int(fields[17])
 
 
 def _cpu_seconds() -> float:
@@ -255,7 +162,7 @@ def _task_limits(memory: int, cpu: float) -> Iterator[None]:
     """Soft limits for one task, under the worker's hard limits; restored afterwards."""
     as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    current = _self_stat()[0]
+    current = self_stat()[0]
     as_soft = current + memory
     if as_hard != resource.RLIM_INFINITY:
         as_soft = min(as_soft, as_hard)
@@ -373,58 +280,8 @@ def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
             stream.flush()
     os.chdir(TMP)
     _release_workdir(workdir)
-    reply["note"], reply["recycle"] = cleanup()
+    reply["note"], reply["recycle"] = cleanup(_State.pidns)
     return reply
-
-
-def _other_processes() -> list[int]:
-    """Processes of this sandbox other than us and the namespace init."""
-    me, sid, found = os.getpid(), os.getsid(0), []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in (me, 1):
-            continue
-        pid = int(name)
-        if not _State.pidns:  # no pid namespace: only our session is ours
-            try:
-                if os.getsid(pid) != sid:
-                    continue
-            except OSError:
-                continue
-        found.append(pid)
-    return found
-
-
-def _reap_children() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def cleanup() -> tuple[str | None, str | None]:
-    """Kill what the task left behind. Returns ``(note, reason to recycle the worker)``."""
-    note = recycle = None
-    others = _other_processes()
-    if others:
-        note = f"killed {len(others)} process(es) the task left behind"
-        deadline = time.monotonic() + CLEANUP_TIMEOUT
-        while others and time.monotonic() < deadline:
-            for pid in [-1] if _State.pidns else others:
-                with suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            _reap_children()
-            others = _other_processes()
-            if others:
-                time.sleep(0.005)  # the namespace init reaps orphans asynchronously
-        if others:
-            recycle = f"{len(others)} process(es) survived the cleanup"
-    threads = _self_stat()[1]
-    if threads > 1:
-        recycle = f"the task left {threads - 1} thread(s) running"
-    return note, recycle
 
 
 class SyscallError(Exception):

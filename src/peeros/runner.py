@@ -29,10 +29,10 @@ def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]])
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    # A node allocates a few small objects per task and keeps long-lived state (results,
-    # history, tables): move what exists at start-up out of the collector's sight and let
-    # the youngest generation grow before each pass (CPython's 700 makes a busy peer scan
-    # its young objects every few tasks).
+    # A node allocates a few small objects per task: move what exists before the loop
+    # starts (imports, the node's construction) out of the collector's sight, and let the
+    # youngest generation grow before each pass (CPython's 700 makes a busy peer scan its
+    # young objects every few tasks).
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
     asyncio.run(wrapper())

@@ -130,3 +130,17 @@ def test_pipeline_zero_hands_nothing_ahead_and_other_policies_never_do(nodes: No
         assert [r.result for r in client.results(ids)] == [None, 4, 4]
         client.set_sched("priority")
         assert client.sched().pipeline == 0
+
+
+def test_switching_away_from_fcfs_takes_the_handed_tasks_back(nodes: Nodes) -> None:
+    with one_slot(nodes) as client:
+        ids = client.submit_requests(
+            [mk(program=SLEEP, function="main", args=[1.5, "first"], confidential=True)]
+            + [mk(program=SQUARE, function="main", args=[i], confidential=True) for i in (2, 3)]
+        )
+        wait_until(lambda: client.sched().running and client.sched().running[0]["next"])
+        client.set_sched("priority")
+        state = wait_until(lambda: (s := client.sched()).running and not s.running[0]["next"] and s)
+        assert [q["task_id"] for q in state.queue] == ids[1:]  # back in the ready queue
+        assert not any(q.get("handed_to_worker") for q in state.queue)
+        assert [r.result for r in client.results(ids)] == ["first", 4, 9]

@@ -47,6 +47,9 @@ class StandInPool:
         self.executions[spec.task_id] = execution
         return execution
 
+    def enqueue(self, behind: Any, spec: TaskSpec) -> Any:
+        return None  # no pipelining with this stand-in
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -144,3 +147,35 @@ async def test_finishing_tasks_does_not_reorder_the_whole_queue() -> None:
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_promotion_when_the_holder_had_no_slot_or_its_worker_died() -> None:
+    """Review findings: a handed task whose holder ended without a slot (paused as it
+    replied) must not run untracked; one whose worker died must not be promoted."""
+    from peeros.compute.pipelining import promote
+
+    scheduler = Scheduler(StandInPool(), slots=1, policy="fcfs")  # type: ignore[arg-type]
+
+    def job(name: str, started: bool) -> Job:
+        j = Job(
+            task_id=name * 32,
+            spec=TaskSpec(task_id=name * 32, owner="o", program="x", function="f"),
+        )
+        execution = StandInExecution(j.task_id)
+        execution.started = started  # type: ignore[attr-defined]
+        j.execution = execution  # type: ignore[assignment]
+        return j
+
+    holder, nxt, last = job("a", True), job("b", True), job("c", False)
+    holder.queued = [nxt, last]
+    nxt.behind = last.behind = holder
+    promote(scheduler, holder, None)  # the holder had no slot
+    assert nxt.execution.signals == ["STOP"]  # type: ignore[union-attr]
+    assert nxt.task_id in scheduler.ready and nxt.queued == [last] and last.behind is nxt
+
+    dead, q1, q2 = job("d", True), job("e", False), job("f", False)
+    dead.queued = [q1, q2]
+    q1.behind = q2.behind = dead
+    promote(scheduler, dead, 0)  # its worker died: nothing started
+    assert 0 not in scheduler.running and q1.task_id not in scheduler.ready
+    assert (q1.behind, q2.behind, q1.queued) == (None, None, [])

@@ -47,21 +47,40 @@ def prefetch(s: Scheduler) -> None:
         s._n_started += 1
         best.execution, best.behind = execution, holder
         holder.queued.append(best)
-        assert s._tg is not None
         s._watch(best, execution)
 
 
 def promote(s: Scheduler, job: Job, slot: int | None) -> None:
-    """``job`` ended and its worker went on to the first task queued behind it, which
-    takes over its slot; the rest now wait behind that one."""
+    """``job`` ended. If its worker went on to the first task queued behind it, that one
+    takes over the slot (or, had ``job`` no slot — paused under a preemptive policy as it
+    replied — is paused at once and waits in the ready queue like any preempted job); the
+    rest now wait behind it. If the worker died instead, the queued tasks come back
+    unstarted (:func:`unstarted`) and only the links are undone here."""
     nxt, *rest = job.queued
     job.queued = []
+    if nxt.execution is None or not nxt.execution.started:
+        for j in (nxt, *rest):
+            j.behind = None
+        return
     nxt.behind, nxt.queued = None, rest
     for j in rest:
         j.behind = nxt
     if slot is not None and slot not in s.running:
         s._occupy(nxt, slot)
         s._arm(nxt)
+    else:
+        nxt.execution.pause()
+        nxt.enqueued = s.clock()
+        s._enqueue(nxt)
+
+
+def revoke_all(s: Scheduler) -> None:
+    """Take back every handed task (the policy is no longer FCFS: the order they were
+    handed in is not the new policy's)."""
+    for holder in s.running.values():
+        for job in holder.queued:
+            if job.execution is not None:
+                job.execution.revoke()
 
 
 def unstarted(s: Scheduler, job: Job) -> None:

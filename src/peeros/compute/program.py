@@ -166,10 +166,16 @@ def program_hash(program: str, function: str, args: list[Any]) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=1024)
 def code_hash(program: str, function: str) -> str:
     """:func:`program_hash` without args: how history and SJF key a program (batches
-    repeat one program thousands of times, so it is cached)."""
+    repeat one program thousands of times, so programs up to 64 KiB are cached)."""
+    if len(program) > 65_536:
+        return program_hash(program, function, [])
+    return _cached_code_hash(program, function)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_code_hash(program: str, function: str) -> str:
     return program_hash(program, function, [])
 
 

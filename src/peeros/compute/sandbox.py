@@ -314,7 +314,9 @@ def peeros_syscall(op: str, args: dict[str, Any]) -> Any:
                 raise SyscallError("the peer closed the channel")
             reply = json.loads(answer)
             if "sysret" in reply:
-                break
+                if reply["sysret"] == seq:
+                    break
+                continue  # the late answer of a call cut short (e.g. by SIGXCPU)
             if "revoke" in reply:
                 _revoke(_State.proto_out, reply)
             else:
@@ -344,13 +346,15 @@ def _serve() -> int:
             if "revoke" in msg:  # for a task that already ran
                 _revoke(proto_out, msg)
                 continue
+            if "sysret" in msg:  # the late answer of a system call cut short
+                continue
         number += 1
         reply = run_task(msg, number)
         while (waiting := proto_in.available()) is not None:  # revokes before the reply
             more = json.loads(waiting)
             if "revoke" in more:
                 _revoke(proto_out, more)
-            else:
+            elif "sysret" not in more:  # (a late answer of a call cut short: dropped)
                 _State.pending.append(more)
         _send(proto_out, reply)
         if reply.get("recycle"):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from peeros.compute.jobs import Hooks, Job, JobResult, Status
-from peeros.compute.pipelining import detach, prefetch, promote, unstarted
+from peeros.compute.pipelining import detach, prefetch, promote, revoke_all, unstarted
 from peeros.compute.readyqueue import ReadyQueue
 from peeros.compute.sched_view import snapshot
 from peeros.compute.workers import Execution, TaskOutcome, WorkerPool
@@ -214,6 +214,8 @@ class Scheduler:
 
     def _on_policy(self, _: None) -> None:
         self.ready.rekey(self._static_key)  # the order is the new policy's
+        if self.policy_name != "fcfs":
+            revoke_all(self)
         for job in self.running.values():  # restart round-robin slices under the new policy
             self._arm_quantum(job)
 

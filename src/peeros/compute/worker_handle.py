@@ -116,8 +116,7 @@ class Execution:
         return self._worker.process.pids() if self._active() else []
 
     def _finish(self, outcome: TaskOutcome) -> None:
-        if self._worker.execution is self:
-            self.resume()  # never leave a stopped worker behind
+        self.resume()  # never leave a stopped worker behind (a no-op unless it paused it)
         if not self._future.done():
             self._future.set_result(outcome)
 

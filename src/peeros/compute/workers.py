@@ -353,6 +353,8 @@ class WorkerPool:
                     log.info("task %s: %s", execution.task_id, msg["note"])
                 if msg.get("recycle"):  # the worker runs nothing more: queued tasks come back
                     self._retire(worker, f"task {execution.task_id}: {msg['recycle']}")
+                elif worker.state == "dead":
+                    pass  # killed as it replied: its queued tasks come back unstarted
                 elif (nxt := worker.promote()) is not None:
                     if nxt._kill_reason is not None:  # revoked too late: it started
                         self._discard(worker)

@@ -133,14 +133,19 @@ def test_pipeline_zero_hands_nothing_ahead_and_other_policies_never_do(nodes: No
 
 
 def test_switching_away_from_fcfs_takes_the_handed_tasks_back(nodes: Nodes) -> None:
+    """Handed under FCFS, then the policy becomes priority: a later high-priority task
+    must overtake them, which it can only if they were taken back from the worker."""
     with one_slot(nodes) as client:
-        ids = client.submit_requests(
+        first, *handed = client.submit_requests(
             [mk(program=SLEEP, function="main", args=[1.5, "first"], confidential=True)]
             + [mk(program=SQUARE, function="main", args=[i], confidential=True) for i in (2, 3)]
         )
         wait_until(lambda: client.sched().running and client.sched().running[0]["next"])
         client.set_sched("priority")
-        state = wait_until(lambda: (s := client.sched()).running and not s.running[0]["next"] and s)
-        assert [q["task_id"] for q in state.queue] == ids[1:]  # back in the ready queue
-        assert not any(q.get("handed_to_worker") for q in state.queue)
-        assert [r.result for r in client.results(ids)] == ["first", 4, 9]
+        (urgent,) = client.submit_requests(
+            [mk(program=SQUARE, function="main", args=[9], priority=100, confidential=True)]
+        )
+        results = client.results([first, *handed, urgent])
+        assert [r.result for r in results] == ["first", 4, 9, 81]
+        start = {t: s for t, s, _e, _slot in client.sched().gantt}
+        assert all(start[urgent] < start[h] for h in handed)

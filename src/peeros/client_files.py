@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 
-from peeros.errors import BadRequest, PeerOSError, Unavailable
+from peeros.errors import PeerOSError, Unavailable
 from peeros.files.local import check_filename_or_400
 from peeros.files.saving import PendingSave, SaveFile
-from peeros.files.transfer import (
-    CHUNK,
-    Progress,
-    hash_file,
-    read_chunks,
-)
+from peeros.files.transfer import CHUNK, Progress, hash_file, send_file
 from peeros.net.client import open_stream, parse
 from peeros.protocol import (
     MODIFIED_HEADER,
@@ -158,30 +153,14 @@ class AsyncFiles:
         source = Path(path)
         digest, size = await hash_file(source, progress)
         failure: list[PeerOSError] = []
-
-        async def body() -> AsyncGenerator[bytes, None]:
-            sent = 0
-            fobj = await asyncio.to_thread(open, source, "rb")
-            try:
-                async with contextlib.aclosing(read_chunks(fobj, 0, size)) as chunks:
-                    async for chunk in chunks:
-                        sent += len(chunk)
-                        if progress is not None:
-                            progress("sending", sent, size)
-                        yield chunk
-            finally:
-                fobj.close()
-            if sent != size:
-                failure.append(BadRequest(f"{source} shrank while it was being sent"))
-                raise failure[-1]
-
+        body = send_file(source, size, progress, failure)
         headers = {
             SHA256_HEADER: digest,
             "Content-Length": str(size),
             "Content-Type": "application/octet-stream",
         }
         try:
-            async with self._stream("PUT", name, data=body(), headers=headers) as resp:
+            async with self._stream("PUT", name, data=body, headers=headers) as resp:
                 data = await resp.json()
         except (PeerOSError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             if failure:

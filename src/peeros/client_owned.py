@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -18,9 +18,9 @@ from urllib.parse import quote
 import aiohttp
 
 from peeros.client_files import IDLE_TIMEOUT, receive_verified
-from peeros.errors import NotFound, Unavailable
+from peeros.errors import NotFound, PeerOSError, Unavailable
 from peeros.files.local import check_filename_or_400
-from peeros.files.transfer import Progress, read_chunks
+from peeros.files.transfer import Progress, send_file
 from peeros.net.client import open_stream, parse
 from peeros.protocol import FileInfo, OwnedDeleted, OwnedList, OwnedRecord
 
@@ -62,25 +62,16 @@ class AsyncOwned:
         except FileNotFoundError:
             raise NotFound(f"no local file {source}") from None
 
-        async def body() -> AsyncGenerator[bytes, None]:
-            sent = 0
-            fobj = await asyncio.to_thread(open, source, "rb")
-            try:
-                async with contextlib.aclosing(read_chunks(fobj, 0, size)) as chunks:
-                    async for chunk in chunks:
-                        sent += len(chunk)
-                        if progress is not None:
-                            progress("sending", sent, size)
-                        yield chunk
-            finally:
-                fobj.close()
-
+        failure: list[PeerOSError] = []
+        body = send_file(source, size, progress, failure)
         headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
         target = f"{self._path(name)}?replicas={replicas}"
         try:
-            async with self._stream("PUT", target, data=body(), headers=headers) as resp:
+            async with self._stream("PUT", target, data=body, headers=headers) as resp:
                 data = await resp.json()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if failure:
+                raise failure[0] from exc
             raise Unavailable(f"upload of {name!r} failed: {exc!r}") from exc
         return parse(OwnedRecord, data, self._client.endpoint.url)
 

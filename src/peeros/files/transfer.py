@@ -14,6 +14,8 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from peeros.errors import BadRequest, PeerOSError
+
 __all__ = [
     "CHUNK",
     "Progress",
@@ -129,6 +131,28 @@ async def read_file(path: Path, start: int = 0) -> AsyncGenerator[bytes, None]:
                 yield chunk
     finally:
         fobj.close()
+
+
+async def send_file(
+    path: Path, size: int, progress: Progress | None, failures: list[PeerOSError]
+) -> AsyncGenerator[bytes, None]:
+    """The first ``size`` bytes of ``path`` as an upload body, reporting progress. If the
+    file shrank meanwhile, the error is appended to ``failures`` (the HTTP client wraps
+    what a body raises) and raised, which cuts the upload short: the peer keeps nothing."""
+    sent = 0
+    fobj = await asyncio.to_thread(open, path, "rb")
+    try:
+        async with contextlib.aclosing(read_chunks(fobj, 0, size)) as chunks:
+            async for chunk in chunks:
+                sent += len(chunk)
+                if progress is not None:
+                    progress("sending", sent, size)
+                yield chunk
+    finally:
+        fobj.close()
+    if sent != size:
+        failures.append(BadRequest(f"{path} shrank while it was being sent"))
+        raise failures[-1]
 
 
 async def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:

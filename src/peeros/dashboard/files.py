@@ -10,28 +10,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import HTTPException
 from fastapi.responses import FileResponse
 from nicegui import app, ui
 from nicegui.events import GenericEventArguments, UploadEventArguments
-from starlette.background import BackgroundTask
 
 from peeros.client import AsyncClient
 from peeros.client_files import AsyncFiles
 from peeros.dashboard import owned, shares
 from peeros.dashboard.backend import backend
+from peeros.dashboard.downloads import serve_fetched
 from peeros.dashboard.layout import (
     ErrorLabel,
     Live,
     attempt,
     card,
-    describe,
     frame,
     human_bytes,
     short,
     table,
 )
-from peeros.errors import NotFound, PeerOSError
 from peeros.protocol import FileInfo
 
 HERE = "this peer"
@@ -68,21 +65,9 @@ def file_rows(files: list[FileInfo], target: str) -> list[dict[str, Any]]:
 
 async def download(name: str, on: str | None = None) -> FileResponse:
     """Fetch ``name`` from the peer (verified) into a temp file and send it to the browser."""
-    workdir = Path(tempfile.mkdtemp(prefix="peeros-dash-"))
-    try:
-        target = on or HERE
-        await backend().call(lambda c: files_of(c, target).get(name, workdir / "file"))
-    except NotFound as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise HTTPException(status_code=404, detail=exc.message) from None
-    except PeerOSError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise HTTPException(status_code=502, detail=describe(exc)) from None
-    return FileResponse(
-        workdir / "file",
-        filename=name,
-        media_type="application/octet-stream",
-        background=BackgroundTask(shutil.rmtree, workdir, True),
+    target = on or HERE
+    return await serve_fetched(
+        name, lambda path: backend().call(lambda c: files_of(c, target).get(name, path))
     )
 
 

@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import HTTPException
 from fastapi.responses import FileResponse
 from nicegui import app, ui
 from nicegui.events import GenericEventArguments, UploadEventArguments
-from starlette.background import BackgroundTask
 
 from peeros.dashboard.backend import backend
-from peeros.dashboard.layout import ErrorLabel, attempt, card, describe, human_bytes, short, table
-from peeros.errors import NotFound, PeerOSError
+from peeros.dashboard.downloads import serve_fetched
+from peeros.dashboard.layout import ErrorLabel, attempt, card, human_bytes, short, table
 from peeros.protocol import OwnedRecord
 
 DOWNLOAD_PATH = "/owned/download"
@@ -54,20 +52,9 @@ def owned_rows(records: list[OwnedRecord]) -> list[dict[str, Any]]:
 
 
 async def download(name: str) -> FileResponse:
-    workdir = Path(tempfile.mkdtemp(prefix="peeros-dash-"))
-    try:
-        await backend().call(lambda c: c.owned.download(name, workdir / "file"))
-    except NotFound as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise HTTPException(status_code=404, detail=exc.message) from None
-    except PeerOSError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise HTTPException(status_code=502, detail=describe(exc)) from None
-    return FileResponse(
-        workdir / "file",
-        filename=name,
-        media_type="application/octet-stream",
-        background=BackgroundTask(shutil.rmtree, workdir, True),
+    """Fetch, verify and decrypt ``name`` and send it to the browser."""
+    return await serve_fetched(
+        name, lambda path: backend().call(lambda c: c.owned.download(name, path))
     )
 
 

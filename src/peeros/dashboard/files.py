@@ -3,8 +3,6 @@ the browser, delete), owned files (:mod:`.owned`) and shared files (:mod:`.share
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from peeros.client import AsyncClient
 from peeros.client_files import AsyncFiles
 from peeros.dashboard import owned, shares
 from peeros.dashboard.backend import backend
-from peeros.dashboard.downloads import serve_fetched
 from peeros.dashboard.layout import (
     ErrorLabel,
     Live,
@@ -29,6 +26,7 @@ from peeros.dashboard.layout import (
     short,
     table,
 )
+from peeros.dashboard.transfers import serve_fetched, with_uploaded
 from peeros.protocol import FileInfo
 
 HERE = "this peer"
@@ -104,18 +102,15 @@ async def page() -> None:
         refresh_shared = shares.build_shared()
 
         async def on_upload(e: UploadEventArguments) -> None:
-            workdir = Path(tempfile.mkdtemp(prefix="peeros-dash-"))
             where = str(target.value)
-            try:
-                path = workdir / "upload"
-                await e.file.save(path)
-                name = e.file.name
+
+            async def store(path: Path, name: str) -> None:
                 ok, info = await attempt(lambda c: files_of(c, where).put(name, path), errors)
                 if ok and info is not None:
                     ui.notify(f"stored {info.name} ({human_bytes(info.size)})", type="positive")
                     await refresh()
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+
+            await with_uploaded(e, store)
             upload.reset()
 
         async def on_delete(e: GenericEventArguments) -> None:

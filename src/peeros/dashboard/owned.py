@@ -6,8 +6,6 @@ with each file's holders."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +17,8 @@ from nicegui import app, ui
 from nicegui.events import GenericEventArguments, UploadEventArguments
 
 from peeros.dashboard.backend import backend
-from peeros.dashboard.downloads import serve_fetched
 from peeros.dashboard.layout import ErrorLabel, attempt, card, human_bytes, short, table
+from peeros.dashboard.transfers import serve_fetched, with_uploaded
 from peeros.protocol import OwnedRecord
 
 DOWNLOAD_PATH = "/owned/download"
@@ -88,20 +86,17 @@ def build_owned() -> Callable[[], Awaitable[None]]:
         listing.add_slot("body-cell-actions", ACTIONS_SLOT)
 
     async def on_upload(e: UploadEventArguments) -> None:
-        workdir = Path(tempfile.mkdtemp(prefix="peeros-dash-"))
         count = int(replicas.value or 2)
-        try:
-            path = workdir / "upload"
-            await e.file.save(path)
-            name = e.file.name
+
+        async def store(path: Path, name: str) -> None:
             ok, record = await attempt(lambda c: c.owned.upload(path, name, count), errors)
             if ok and record is not None:
                 ui.notify(
                     f"encrypted {record.name} onto {len(record.holders)} peer(s)", type="positive"
                 )
                 await refresh()
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+        await with_uploaded(e, store)
         upload.reset()
 
     async def on_delete(e: GenericEventArguments) -> None:

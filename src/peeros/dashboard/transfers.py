@@ -1,4 +1,5 @@
-"""Sending a file the dashboard fetched from the cluster to the browser."""
+"""Files between the browser and the cluster: uploads saved to a private temp file first,
+downloads fetched (verified) into one and sent to the browser."""
 
 from __future__ import annotations
 
@@ -10,10 +11,25 @@ from typing import Any
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse
+from nicegui.events import UploadEventArguments
 from starlette.background import BackgroundTask
 
 from peeros.dashboard.layout import describe
 from peeros.errors import NotFound, PeerOSError
+
+
+async def with_uploaded(
+    e: UploadEventArguments, store: Callable[[Path, str], Awaitable[Any]]
+) -> None:
+    """Save the browser's upload to a private temp file, then ``store(path, name)``; the
+    temp file goes whatever happens."""
+    workdir = Path(tempfile.mkdtemp(prefix="peeros-dash-"))
+    try:
+        path = workdir / "upload"
+        await e.file.save(path)
+        await store(path, e.file.name)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def serve_fetched(name: str, fetch: Callable[[Path], Awaitable[Any]]) -> FileResponse:

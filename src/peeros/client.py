@@ -251,7 +251,7 @@ class Client:
         self.ipc = Ipc(self._async.ipc, self._run)
         self.kernel = Kernel(self._async.kernel, self._run)
         #: Files on the peer: ``client.files.put("name", path)``, ``.on(peer).get(...)``.
-        self.files = Files(self._async.files, self._run)
+        self.files = Files(self._async.files, self._run, self._http)
         #: Owned files: ``client.owned.upload(path)``, ``.download(name, save)``.
         self.owned = Owned(self._async.owned, self._run)
         self._loop = asyncio.new_event_loop()

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from peeros.client_fetch import fetch
 from peeros.errors import PeerOSError, Unavailable
 from peeros.files.local import check_filename_or_400
 from peeros.files.saving import PendingSave, SaveFile
@@ -35,6 +36,7 @@ from peeros.protocol import (
 
 if TYPE_CHECKING:
     from peeros.client import AsyncClient
+    from peeros.client_http import BlockingHTTP
 
 T = TypeVar("T")
 
@@ -211,23 +213,44 @@ class AsyncFiles:
 
 
 class Files:
-    """The blocking face of :class:`AsyncFiles` (``Client.files``)."""
+    """The blocking face of :class:`AsyncFiles` (``Client.files``).
 
-    def __init__(self, inner: AsyncFiles, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+    With ``http`` (the :class:`~peeros.client.Client`'s own connections), ``get`` runs on
+    the caller's thread (:mod:`peeros.client_fetch`); the rest goes through ``run``.
+    """
+
+    def __init__(
+        self,
+        inner: AsyncFiles,
+        run: Callable[[Coroutine[Any, Any, Any]], Any],
+        http: BlockingHTTP | None = None,
+    ) -> None:
         self._inner = inner
         self._run = run
+        self._http = http
 
     def on(self, peer: str) -> Files:
         """The files of another peer (peer id or HOST:PORT), through the local peer."""
-        return Files(self._inner.on(peer), self._run)
+        return Files(self._inner.on(peer), self._run, self._http)
 
     def put(self, name: str, path: str | Path, progress: Progress | None = None) -> FileInfo:
         result: FileInfo = self._run(self._inner.put(name, path, progress))
         return result
 
     def get(self, name: str, save_path: str | Path, progress: Progress | None = None) -> FileInfo:
-        result: FileInfo = self._run(self._inner.get(name, save_path, progress))
-        return result
+        """Fetch ``name`` into ``save_path`` (a directory: saved there under ``name``).
+
+        The file appears at the save path only once complete and verified. ``progress``
+        is called on the caller's thread.
+        """
+        if self._http is None:
+            result: FileInfo = self._run(self._inner.get(name, save_path, progress))
+            return result
+        check_filename_or_400(name)
+        dest = Path(save_path)
+        if dest.is_dir():
+            dest = dest / name
+        return fetch(self._http, self._inner._path(name), name, dest, IDLE_TIMEOUT, progress)
 
     def list(self) -> list[FileInfo]:
         result: list[FileInfo] = self._run(self._inner.list())

@@ -16,6 +16,7 @@ before use).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import select
@@ -23,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,48 +147,90 @@ class BlockingHTTP:
                 return
         conn.http.close()
 
+    def _send(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str], timeout: float
+    ) -> tuple[_Conn, http.client.HTTPResponse]:
+        """Send one request and read the response head; the body is the caller's to read."""
+        for attempt in (1, 2):
+            conn: _Conn | None = None
+            try:
+                conn = self._acquire(timeout)
+                reused = conn.used > 0
+                conn.http.request(method, self.prefix + path, body=data, headers=headers)
+                return conn, conn.http.getresponse()
+            except (http.client.HTTPException, OSError) as exc:
+                if conn is not None:
+                    conn.http.close()
+                if attempt == 1 and method == "GET" and conn is not None and reused:
+                    continue  # the server closed a kept-alive connection: once more, anew
+                raise self._unavailable(exc) from exc
+            except BaseException:  # interrupted mid-request: the connection is unusable
+                if conn is not None:
+                    conn.http.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def _finish(self, conn: _Conn, resp: http.client.HTTPResponse) -> None:
+        """Keep ``conn`` for reuse if its response was read to the end, else close it."""
+        conn.used += 1
+        if resp.isclosed() and not resp.will_close:
+            self._release(conn)
+        else:
+            conn.http.close()
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"cannot reach the peer's local API at {self.url}: "
+            f"{str(exc) or type(exc).__name__}; is the peer running?"
+        )
+
     def request(
         self, method: str, path: str, body: Any = None, timeout: float | None = None
     ) -> Any:
         """Send one request; the decoded JSON reply, or the error it stands for."""
         data = None if body is None else json.dumps(body).encode()
         headers = self.headers if data is None else {**self.headers, **_JSON}
-        for attempt in (1, 2):
-            conn: _Conn | None = None
-            try:
-                conn = self._acquire(timeout or self.timeout)
-                reused = conn.used > 0
-                conn.http.request(method, self.prefix + path, body=data, headers=headers)
-                resp = conn.http.getresponse()
-                raw = resp.read()
-            except (http.client.HTTPException, OSError) as exc:
-                if conn is not None:
-                    conn.http.close()
-                if attempt == 1 and method == "GET" and conn is not None and reused:
-                    continue  # the server closed a kept-alive connection: once more, anew
-                raise Unavailable(
-                    f"cannot reach the peer's local API at {self.url}: "
-                    f"{str(exc) or type(exc).__name__}; is the peer running?"
-                ) from exc
-            except BaseException:  # interrupted mid-request: the connection is unusable
-                if conn is not None:
-                    conn.http.close()
-                raise
-            conn.used += 1
-            if resp.will_close:
-                conn.http.close()
-            else:
-                self._release(conn)
+        conn, resp = self._send(method, path, data, headers, timeout or self.timeout)
+        try:
+            raw = resp.read()
+        except (http.client.HTTPException, OSError) as exc:
+            conn.http.close()
+            raise self._unavailable(exc) from exc
+        except BaseException:
+            conn.http.close()
+            raise
+        self._finish(conn, resp)
+        if resp.status >= 400:
+            raise error_from(resp.status, resp.reason, raw.decode(errors="replace"))
+        try:
+            return json.loads(raw)
+        except ValueError as exc:  # as AsyncClient: an unexpected reply is Unavailable
+            raise Unavailable(
+                f"cannot reach the peer's local API at {self.url}: the reply is not "
+                f"JSON ({exc}); is the peer running?"
+            ) from exc
+
+    @contextlib.contextmanager
+    def stream(
+        self, method: str, path: str, timeout: float | None = None
+    ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket]]:
+        """A response whose body the caller reads, and its socket; an error status raises
+        as :meth:`request` does. ``timeout`` bounds each wait for bytes, not the whole
+        transfer. The connection is kept for reuse only if the response was closed (read
+        to its end, or closed by the caller after reading the body from the socket
+        itself); errors while reading it are the caller's."""
+        conn, resp = self._send(method, path, None, self.headers, timeout or self.timeout)
+        try:
             if resp.status >= 400:
+                try:
+                    raw = resp.read()
+                except (http.client.HTTPException, OSError) as exc:
+                    raise self._unavailable(exc) from exc
                 raise error_from(resp.status, resp.reason, raw.decode(errors="replace"))
-            try:
-                return json.loads(raw)
-            except ValueError as exc:  # as AsyncClient: an unexpected reply is Unavailable
-                raise Unavailable(
-                    f"cannot reach the peer's local API at {self.url}: the reply is not "
-                    f"JSON ({exc}); is the peer running?"
-                ) from exc
-        raise AssertionError("unreachable")
+            assert conn.http.sock is not None
+            yield resp, conn.http.sock
+        finally:
+            self._finish(conn, resp)
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +35,14 @@ _WRITE_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pee
 _HASH_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peeros-hash")
 
 
+_Pair = tuple["concurrent.futures.Future[None]", "concurrent.futures.Future[int]"]
+
+
+def _wait_pair(pair: _Pair) -> None:
+    pair[0].result()
+    pair[1].result()
+
+
 class PendingSave:
     """A :class:`SaveFile` being created in a thread while the request goes out: creating
     the temp file (a new inode) is the slowest step of saving a small file, so it
@@ -47,12 +55,22 @@ class PendingSave:
     async def writer(self) -> SaveFile:
         return await asyncio.wrap_future(self._created)
 
+    def writer_blocking(self) -> SaveFile:
+        """:meth:`writer`, waited for on the caller's thread."""
+        return self._created.result()
+
     async def discard(self) -> None:
         # Registered first, so it has run by the time the wait below returns; should that
         # wait be cancelled, it still runs once the file exists.
         self._created.add_done_callback(_discard_created)
         with contextlib.suppress(Exception):  # a failed creation: nothing to remove
             await asyncio.wrap_future(self._created)
+
+    def discard_blocking(self) -> None:
+        """:meth:`discard`, waited for on the caller's thread."""
+        self._created.add_done_callback(_discard_created)
+        with contextlib.suppress(Exception):
+            self._created.result()
 
 
 def _discard_created(created: concurrent.futures.Future[SaveFile]) -> None:
@@ -118,15 +136,42 @@ class SaveFile:
                     await pending
             raise
 
-    def _submit(self, chunk: bytes) -> asyncio.Future[tuple[None, int]]:
+    def write_blocking(
+        self, chunks: Iterable[bytes | memoryview], on_chunk: Callable[[int], None] | None = None
+    ) -> None:
+        """:meth:`write_all` for a blocking source (a socket read on the caller's thread,
+        which releases the GIL while the writer and hashing threads work)."""
+        inflight: collections.deque[_Pair] = collections.deque()
+        try:
+            for chunk in chunks:
+                if len(inflight) >= DEPTH:
+                    _wait_pair(inflight.popleft())
+                inflight.append(self._start(chunk))
+                self.size += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+            while inflight:
+                _wait_pair(inflight.popleft())
+        except BaseException:
+            for pending in inflight:
+                with contextlib.suppress(BaseException):
+                    _wait_pair(pending)
+            raise
+
+    def _start(self, chunk: bytes | memoryview) -> _Pair:
+        """Hand ``chunk`` to the writer and the hashing thread; their two futures."""
         if self._reserve:
             size, self._reserve = self._reserve, 0
             _WRITE_THREAD.submit(reserve, self._file.fileno(), size)
         # One update per chunk: each update releases and retakes the GIL, and a thread
         # retaking it while the event loop holds it can wait a switch interval (5 ms);
         # 64 KiB slices measured 0.8 GB/s against 1.2 GB/s whole here.
-        hashing = _HASH_THREAD.submit(self._hash.update, chunk)
-        writing = _WRITE_THREAD.submit(self._file.write, chunk)
+        return _HASH_THREAD.submit(self._hash.update, chunk), _WRITE_THREAD.submit(
+            self._file.write, chunk
+        )
+
+    def _submit(self, chunk: bytes) -> asyncio.Future[tuple[None, int]]:
+        hashing, writing = self._start(chunk)
         return asyncio.gather(asyncio.wrap_future(hashing), asyncio.wrap_future(writing))
 
     def commit(self, expected: str) -> str:

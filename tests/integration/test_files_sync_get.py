@@ -1,0 +1,174 @@
+"""``Client.files.get`` on the caller's thread (``peeros.client_fetch``): the guarantees of
+the asynchronous path, against a stdlib HTTP/1.1 server that can lie, cut a body short or
+fail, and against real peers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peeros import Client
+from peeros.errors import NotFound, PeerOSError, Unavailable
+from peeros.protocol import PEER_HEADER, SHA256_HEADER
+from tests.conftest import Nodes
+
+MiB = 1 << 20
+
+
+class FileServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.files: dict[str, bytes] = {}
+        self.connections = 0
+        self.requests = 0
+        self.mode = "honest"  # "lying": a wrong SHA-256; "cut": the body ends early
+
+    @property
+    def peer(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FileServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.requests += 1
+        name = self.path.rsplit("/", 1)[-1]
+        body = self.server.files.get(name)
+        if body is None:
+            err = b'{"error": {"code": "not_found", "message": "no file here"}}'
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(err)))
+            self.end_headers()
+            self.wfile.write(err)
+            return
+        digest = hashlib.sha256(body).hexdigest()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header(SHA256_HEADER, "0" * 64 if self.server.mode == "lying" else digest)
+        self.send_header(PEER_HEADER, "fake-peer")
+        self.end_headers()
+        if self.server.mode == "cut":
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server() -> Iterator[FileServer]:
+    srv = FileServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def client(server: FileServer) -> Iterator[Client]:
+    with Client(peer=server.peer, token="t") as c:
+        yield c
+
+
+def test_gets_run_on_the_callers_thread_over_one_kept_alive_connection(
+    server: FileServer, client: Client, tmp_path: Path
+) -> None:
+    server.files = {"small": os.urandom(1000), "big": os.urandom(3 * MiB + 5)}
+    calls: list[tuple[str, int, int, int]] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        calls.append((stage, done, total, threading.get_ident()))
+
+    for name in ("small", "big", "small", "big"):
+        got = client.files.get(name, tmp_path, progress=progress)
+        body = server.files[name]
+        assert (tmp_path / name).read_bytes() == body
+        assert (got.size, got.sha256, got.peer_id) == (
+            len(body),
+            hashlib.sha256(body).hexdigest(),
+            "fake-peer",
+        )
+    assert (server.requests, server.connections) == (4, 1)
+    assert {ident for *_, ident in calls} == {threading.get_ident()}
+    assert {stage for stage, *_ in calls} == {"receiving"}
+    assert calls[-1][1:3] == (3 * MiB + 5, 3 * MiB + 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "small"]  # no temp files
+
+
+@pytest.mark.parametrize("size", [1000, 3 * MiB])
+def test_bytes_that_do_not_match_the_announced_hash_are_not_saved(
+    server: FileServer, client: Client, tmp_path: Path, size: int
+) -> None:
+    server.files = {"x": os.urandom(size)}
+    server.mode = "lying"
+    (tmp_path / "x").write_bytes(b"old")
+    with pytest.raises(PeerOSError, match="do not match the peer's SHA-256"):
+        client.files.get("x", tmp_path / "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["x"]
+    assert (tmp_path / "x").read_bytes() == b"old"  # the old file is left as it was
+
+
+@pytest.mark.parametrize("size", [1000, 3 * MiB])
+def test_a_body_cut_short_is_unavailable_and_leaves_nothing(
+    server: FileServer, client: Client, tmp_path: Path, size: int
+) -> None:
+    server.files = {"x": os.urandom(size)}
+    server.mode = "cut"
+    with pytest.raises(Unavailable, match="cut off"):
+        client.files.get("x", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+    server.mode = "honest"  # and the next download works, on a new connection
+    assert client.files.get("x", tmp_path / "out").size == size
+    assert server.connections == 2
+
+
+def test_an_error_status_is_the_matching_exception_and_leaves_nothing(
+    server: FileServer, client: Client, tmp_path: Path
+) -> None:
+    with pytest.raises(NotFound, match="no file here"):
+        client.files.get("nope", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+    server.files = {"x": b"after"}  # the connection was kept: the error body was read
+    assert client.files.get("x", tmp_path / "out").size == 5
+    assert server.connections == 1
+
+
+def test_many_small_gets_from_real_peers_local_and_relayed(nodes: Nodes, tmp_path: Path) -> None:
+    cluster = nodes.cluster(2)
+    bodies = {f"f{i}": os.urandom(i * 97) for i in range(20)}
+    with Client(data_dir=cluster.peers[0].data_dir) as client:
+        remote = client.files.on(cluster.peers[1].info["peer_id"])
+        for name, body in bodies.items():
+            (tmp_path / "src").mkdir(exist_ok=True)
+            (tmp_path / "src" / name).write_bytes(body)
+            client.files.put(name, tmp_path / "src" / name)
+            remote.put(name, tmp_path / "src" / name)
+        for where, files in (("local", client.files), ("remote", remote)):
+            out = tmp_path / where
+            out.mkdir()
+            for name in bodies:
+                assert files.get(name, out).sha256 == hashlib.sha256(bodies[name]).hexdigest()
+            assert {p.name: p.read_bytes() for p in out.iterdir()} == bodies
+        idle = client._http._idle
+        assert len(idle) == 1 and idle[0].used >= 40  # every get reused one connection

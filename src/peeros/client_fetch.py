@@ -14,19 +14,32 @@ rename), memory stays at a few chunks whatever the size.
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from peeros.client_http import BlockingHTTP
-from peeros.errors import PeerOSError, Unavailable
+from peeros.errors import PeerOSError, Unavailable, from_wire
 from peeros.files.saving import DEPTH, PendingSave, SaveFile
 from peeros.files.transfer import CHUNK, Progress
-from peeros.protocol import MODIFIED_HEADER, PEER_HEADER, SHA256_HEADER, FileInfo
+from peeros.protocol import (
+    MAX_FILE_BATCH,
+    MODIFIED_HEADER,
+    PEER_HEADER,
+    SHA256_HEADER,
+    FileBatchError,
+    FileBatchRequest,
+    FileInfo,
+)
 
-__all__ = ["fetch"]
+__all__ = ["fetch", "fetch_batch"]
 
+#: Longest head line of a file in a batch (a name is at most 255 bytes).
+_MAX_HEAD = 64 << 10
 #: Bodies up to this size are read whole and saved without thread hand-offs.
 SMALL_BODY = 64 << 10
 
@@ -41,8 +54,112 @@ def fetch(
 ) -> FileInfo:
     """GET ``path`` (a ``/v1/files/NAME`` route) into ``dest``, verified; what was saved.
 
-    ``idle_timeout`` bounds each wait for bytes. The temp file is created in a thread
-    while the request is out: creating a file is the slowest step of saving a small one.
+    ``idle_timeout`` bounds each wait for bytes.
+    """
+    saved, info = _download(api, path, name, dest, idle_timeout, progress)
+    try:
+        saved.publish()
+    finally:
+        saved.discard()  # a no-op once published
+    return info
+
+
+def fetch_batch(
+    api: BlockingHTTP, route: str, items: Sequence[tuple[str, Path]], idle_timeout: float
+) -> list[FileInfo]:
+    """Every ``(name, dest)`` fetched through ``route`` (``/v1/files-batch``, with its
+    ``?on=``) in requests of up to ``MAX_FILE_BATCH`` names, each file verified into a
+    temp file beside its destination; all are renamed into place only once every one has
+    arrived: if any fails, none is saved (every temp file is removed) and the error is
+    raised.
+
+    One request carries many files back-to-back (see ``peer/files_batch.py``), so the
+    per-request work of the client, the peer and any relay is paid once per batch
+    instead of once per file, and the peer sends while the client saves.
+    """
+    saved: list[SaveFile] = []
+    infos: list[FileInfo] = []
+    name = ""
+    try:
+        for start in range(0, len(items), MAX_FILE_BATCH):
+            part = items[start : start + MAX_FILE_BATCH]
+            body = FileBatchRequest(names=[n for n, _ in part]).model_dump()
+            with api.stream("POST", route, body, idle_timeout, idempotent=True) as (resp, _):
+                try:
+                    for name, dest in part:
+                        info = _head(resp, name)
+                        writer = SaveFile(dest)
+                        saved.append(writer)
+                        _receive_framed(resp, writer, info)
+                        infos.append(info)
+                    if resp.read(1):  # the end of the body: the connection may be reused
+                        raise PeerOSError("the peer sent more files than were asked for")
+                except (http.client.HTTPException, OSError) as exc:
+                    raise Unavailable(
+                        f"batch download failed at {name!r}: {exc!r}; nothing was saved"
+                    ) from exc
+        for writer in saved:
+            writer.publish()
+    finally:
+        for writer in saved:
+            writer.discard()  # a no-op once published
+    return infos
+
+
+def _head(resp: http.client.HTTPResponse, name: str) -> FileInfo:
+    """The JSON line that comes before each file of a batch; its error, raised."""
+    line = resp.readline(_MAX_HEAD)
+    if not line.endswith(b"\n"):
+        raise http.client.IncompleteRead(line)
+    try:
+        head = json.loads(line)
+        if isinstance(head, dict) and "error" in head:
+            failed = FileBatchError.model_validate(head)
+            raise from_wire(500, failed.error.code, failed.error.message)
+        info = FileInfo.model_validate(head)
+    except (ValueError, ValidationError) as exc:
+        raise PeerOSError(f"the peer sent a malformed batch ({exc})") from exc
+    if info.name != name:
+        raise PeerOSError(f"the peer sent {info.name!r} where {name!r} was expected")
+    return info
+
+
+def _receive_framed(resp: http.client.HTTPResponse, writer: SaveFile, info: FileInfo) -> None:
+    """The ``info.size`` bytes that follow a head line, written, hashed and verified."""
+    if info.size <= SMALL_BODY:
+        data = resp.read(info.size) if info.size else b""
+        if len(data) != info.size:
+            raise http.client.IncompleteRead(data, info.size - len(data))
+        writer.write(data)
+    else:
+        writer.expect(info.size)
+        writer.write_blocking(_pieces(resp, info.size))
+    writer.verify(info.sha256)
+
+
+def _pieces(resp: http.client.HTTPResponse, size: int) -> Iterator[bytes]:
+    left = size
+    while left:
+        piece = resp.read(min(CHUNK, left))
+        if not piece:
+            raise http.client.IncompleteRead(b"", left)
+        left -= len(piece)
+        yield piece
+
+
+def _download(
+    api: BlockingHTTP,
+    path: str,
+    name: str,
+    dest: Path,
+    idle_timeout: float,
+    progress: Progress | None = None,
+) -> tuple[SaveFile, FileInfo]:
+    """GET ``path`` into a temp file beside ``dest``, verified but not yet renamed: the
+    caller publishes or discards it. On any failure the temp file is removed.
+
+    The temp file is created in a thread while the request is out: creating a file is
+    the slowest step of saving a small one.
     """
     pending = PendingSave(dest)
     try:
@@ -50,51 +167,54 @@ def fetch(
             expected = resp.getheader(SHA256_HEADER)
             if not expected:
                 raise PeerOSError(f"the peer's local API sent {name!r} without its SHA-256")
+            writer = pending.writer_blocking()
             try:
-                writer = pending.writer_blocking()
                 size, digest = _receive(resp, sock, writer, expected, idle_timeout, progress)
             except (http.client.HTTPException, OSError) as exc:
                 raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
-            return FileInfo(
+            info = FileInfo(
                 name=name,
                 size=size,
                 sha256=digest,
                 modified=float(resp.getheader(MODIFIED_HEADER, "0") or 0),
                 peer_id=resp.getheader(PEER_HEADER, ""),
             )
-    finally:
+    except BaseException:
         pending.discard_blocking()
+        raise
+    return writer, info
 
 
 def _receive(
     resp: http.client.HTTPResponse,
-    sock: socket.socket,
+    sock: socket.socket | None,
     writer: SaveFile,
     expected: str,
     idle_timeout: float,
     progress: Progress | None,
 ) -> tuple[int, str]:
     total = resp.length  # None: no Content-Length (read to the end of the connection)
-    with writer:
-        if total is not None and total <= SMALL_BODY:
-            # Read whole (IncompleteRead if cut short), then hashed, written and renamed here.
-            data = resp.read()
-            writer.write(data)
+    if total is not None and total <= SMALL_BODY:
+        # Read whole (IncompleteRead if cut short), then hashed and written right here.
+        data = resp.read()
+        writer.write(data)
+    else:
+        writer.expect(total or 0)
+
+        def on_chunk(n: int) -> None:
+            if progress is not None:
+                progress("receiving", writer.size, -1 if total is None else total)
+
+        if total is None or sock is None:  # to the end of the connection, or no socket
+            writer.write_blocking(iter(lambda: resp.read(CHUNK), b""), on_chunk)
+            if total is not None and writer.size != total:
+                raise http.client.IncompleteRead(b"", total - writer.size)
         else:
-            writer.expect(total or 0)
-
-            def on_chunk(n: int) -> None:
-                if progress is not None:
-                    progress("receiving", writer.size, -1 if total is None else total)
-
-            if total is None:
-                writer.write_blocking(iter(lambda: resp.read(CHUNK), b""), on_chunk)
-            else:
-                writer.write_blocking(_body(resp, sock, total, idle_timeout), on_chunk)
-                if writer.size != total:
-                    raise http.client.IncompleteRead(b"", total - writer.size)
-                resp.close()  # read to its end: the connection may be reused
-        digest = writer.commit(expected)
+            writer.write_blocking(_body(resp, sock, total, idle_timeout), on_chunk)
+            if writer.size != total:
+                raise http.client.IncompleteRead(b"", total - writer.size)
+            resp.close()  # read to its end: the connection may be reused
+    digest = writer.verify(expected)
     if progress is not None and total is not None and total <= SMALL_BODY:
         progress("receiving", total, total)
     return writer.size, digest

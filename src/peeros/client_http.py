@@ -148,7 +148,13 @@ class BlockingHTTP:
         conn.http.close()
 
     def _send(
-        self, method: str, path: str, data: bytes | None, headers: dict[str, str], timeout: float
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        headers: dict[str, str],
+        timeout: float,
+        retry: bool,
     ) -> tuple[_Conn, http.client.HTTPResponse]:
         """Send one request and read the response head; the body is the caller's to read."""
         for attempt in (1, 2):
@@ -161,7 +167,7 @@ class BlockingHTTP:
             except (http.client.HTTPException, OSError) as exc:
                 if conn is not None:
                     conn.http.close()
-                if attempt == 1 and method == "GET" and conn is not None and reused:
+                if attempt == 1 and retry and conn is not None and reused:
                     continue  # the server closed a kept-alive connection: once more, anew
                 raise self._unavailable(exc) from exc
             except BaseException:  # interrupted mid-request: the connection is unusable
@@ -190,7 +196,9 @@ class BlockingHTTP:
         """Send one request; the decoded JSON reply, or the error it stands for."""
         data = None if body is None else json.dumps(body).encode()
         headers = self.headers if data is None else {**self.headers, **_JSON}
-        conn, resp = self._send(method, path, data, headers, timeout or self.timeout)
+        conn, resp = self._send(
+            method, path, data, headers, timeout or self.timeout, method == "GET"
+        )
         try:
             raw = resp.read()
         except (http.client.HTTPException, OSError) as exc:
@@ -212,14 +220,26 @@ class BlockingHTTP:
 
     @contextlib.contextmanager
     def stream(
-        self, method: str, path: str, timeout: float | None = None
-    ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket]]:
-        """A response whose body the caller reads, and its socket; an error status raises
-        as :meth:`request` does. ``timeout`` bounds each wait for bytes, not the whole
-        transfer. The connection is kept for reuse only if the response was closed (read
-        to its end, or closed by the caller after reading the body from the socket
-        itself); errors while reading it are the caller's."""
-        conn, resp = self._send(method, path, None, self.headers, timeout or self.timeout)
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket | None]]:
+        """A response whose body the caller reads, and its socket (``None`` once the
+        response owns it: a server that closes after this reply); an error status raises
+        as :meth:`request` does. ``body`` is sent as JSON; ``idempotent`` lets a request
+        other than a GET be sent again on a fresh connection if a kept-alive one turns
+        out closed. ``timeout`` bounds each wait for bytes, not the whole transfer. The
+        connection is kept for reuse only if the response was closed (read to its end,
+        or closed by the caller after reading the body from the socket itself); errors
+        while reading it are the caller's."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = self.headers if data is None else {**self.headers, **_JSON}
+        conn, resp = self._send(
+            method, path, data, headers, timeout or self.timeout, idempotent or method == "GET"
+        )
         try:
             if resp.status >= 400:
                 try:
@@ -227,7 +247,6 @@ class BlockingHTTP:
                 except (http.client.HTTPException, OSError) as exc:
                     raise self._unavailable(exc) from exc
                 raise error_from(resp.status, resp.reason, raw.decode(errors="replace"))
-            assert conn.http.sock is not None
             yield resp, conn.http.sock
         finally:
             self._finish(conn, resp)

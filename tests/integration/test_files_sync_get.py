@@ -5,6 +5,7 @@ fail, and against real peers."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 
 from peeros import Client
 from peeros.errors import NotFound, PeerOSError, Unavailable
-from peeros.protocol import PEER_HEADER, SHA256_HEADER
+from peeros.protocol import BATCH_TYPE, PEER_HEADER, SHA256_HEADER, FileInfo
 from tests.conftest import Nodes
 
 MiB = 1 << 20
@@ -47,6 +48,29 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+    def do_POST(self) -> None:
+        """A batch (``/v1/files-batch``) whose body is cut off in the second file."""
+        self.server.requests += 1
+        names = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["names"]
+        self.send_response(200)
+        self.send_header("Content-Type", BATCH_TYPE)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for i, name in enumerate(names):
+            body = self.server.files[name]
+            info = FileInfo(
+                name=name,
+                size=len(body),
+                sha256=hashlib.sha256(body).hexdigest(),
+                modified=0.0,
+                peer_id="fake-peer",
+            )
+            self.wfile.write(info.model_dump_json().encode() + b"\n")
+            self.wfile.write(body[: len(body) // 2] if i == 1 else body)
+            if i == 1:
+                break
+        self.close_connection = True
 
     def do_GET(self) -> None:
         self.server.requests += 1
@@ -141,6 +165,16 @@ def test_a_body_cut_short_is_unavailable_and_leaves_nothing(
     server.mode = "honest"  # and the next download works, on a new connection
     assert client.files.get("x", tmp_path / "out").size == size
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("size", [1000, 3 * MiB])
+def test_a_batch_cut_short_saves_none_of_its_files(
+    server: FileServer, client: Client, tmp_path: Path, size: int
+) -> None:
+    server.files = {"a": os.urandom(size), "b": os.urandom(size), "c": b"c"}
+    with pytest.raises(Unavailable, match="batch download failed at 'b'"):
+        client.files.get_many(["a", "b", "c"], tmp_path)
+    assert list(tmp_path.iterdir()) == []  # not even "a", which arrived whole
 
 
 def test_an_error_status_is_the_matching_exception_and_leaves_nothing(

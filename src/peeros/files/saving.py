@@ -176,6 +176,13 @@ class SaveFile:
 
     def commit(self, expected: str) -> str:
         """Publish at ``dest`` if the bytes hash to ``expected``; return the hash."""
+        actual = self.verify(expected)
+        self.publish()
+        return actual
+
+    def verify(self, expected: str) -> str:
+        """Close the temp file and check that its bytes hash to ``expected``; return the
+        hash. The file stays a temp file until :meth:`publish` (or :meth:`discard`)."""
         self._file.close()
         actual = self._hash.hexdigest()
         if actual != expected.lower():
@@ -183,9 +190,12 @@ class SaveFile:
                 f"the bytes received do not match the peer's SHA-256 ({expected}, got "
                 f"{actual}); {self.dest} was not written"
             )
+        return actual
+
+    def publish(self) -> None:
+        """Rename the verified temp file over ``dest``."""
         os.replace(self.temp_path, self.dest)
         self._done = True
-        return actual
 
     def discard(self) -> None:
         """Remove the temp file unless committed. Idempotent."""

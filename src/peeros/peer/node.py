@@ -47,7 +47,7 @@ from peeros.memory.resp_server import serve_resp
 from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
 from peeros.net.server import bearer_auth, cluster_auth, make_app, start_site
-from peeros.peer import files_api, kernel_api, local_api, owned_api, routes
+from peeros.peer import files_api, files_batch, kernel_api, local_api, owned_api, routes
 from peeros.peer.cluster_kernel import ClusterKernel
 from peeros.peer.enroll import enroll
 from peeros.peer.ipc_service import IpcService
@@ -358,6 +358,7 @@ class PeerNode:
         local_api.add_routes(api_app)
         kernel_api.add_user_routes(api_app)
         files_api.add_routes(cluster_app, api_app)
+        files_batch.add_routes(cluster_app, api_app)
         owned_api.add_routes(cluster_app, api_app)
         share_api.add_routes(cluster_app, api_app, self.share)
 

@@ -15,6 +15,8 @@ Starts a 3-peer PeerOS cluster, ``python3 -m http.server`` serving a random file
 * small files fetched one by one with ``client.files.get`` against one ``curl`` process
   given all the URLs (``--config``), reusing one keep-alive connection; both verified
   (PeerOS by its own hash check, curl's output by hashlib, inside the timing).
+* the same small files in one ``client.files.get_many`` call (many files per request),
+  against the same curl run.
 
 MB/s means 10^6 bytes per second. Results go to ``bench/results/files.json`` (schema:
 ``bench/resultlib.py``); ``--no-report`` leaves ``docs/performance.md`` alone. Targets
@@ -225,6 +227,13 @@ def one_run(
             for n in small_names:
                 files.get(f"{where}-{n}", pdir / n)
             out[f"small_{where}"] = len(small_names) / (time.perf_counter() - t0)
+        # (4) the same files in one call (get_many: many files per request).
+        for where, files in (("local", client.files), ("remote", client.files.on(other))):
+            bdir = dl / f"peeros-batch-{where}"
+            bdir.mkdir()
+            t0 = time.perf_counter()
+            files.get_many([f"{where}-{n}" for n in small_names], bdir)
+            out[f"batch_{where}"] = len(small_names) / (time.perf_counter() - t0)
     finally:
         shutil.rmtree(dl, ignore_errors=True)
     return out
@@ -374,6 +383,41 @@ def build_doc(
                 ),
                 row(
                     "curl/small",
+                    "curl",
+                    "keep-alive + TCP_NODELAY server, one curl process",
+                    "small_curl",
+                    base=True,
+                ),
+            ],
+        },
+        {
+            "id": "small-files-batch",
+            "title": f"{args.small:,} files of 1 KiB, in one call",
+            "what": (
+                f"The same {args.small:,} files fetched with one `client.files.get_many` call "
+                "(`peeros get-file` with several `--filename`: up to 1,000 files per request, "
+                "each SHA-256 verified, none saved unless all arrive) against the same "
+                "`curl --config` run, which is one process given every URL (files/s)."
+            ),
+            "unit": "files/s",
+            "better": "higher",
+            "rows": [
+                row(
+                    "peeros/batch-local",
+                    "peeros",
+                    "PeerOS `files.get_many`, local peer",
+                    "batch_local",
+                    tgt=target("curl", 1.0, ">= 1.0 x curl keep-alive"),
+                ),
+                row(
+                    "peeros/batch-remote",
+                    "peeros",
+                    "PeerOS `files.on(peer).get_many`, other peer",
+                    "batch_remote",
+                    tgt=target("curl", 1.0, ">= 1.0 x curl keep-alive"),
+                ),
+                row(
+                    "curl/small-batch",
                     "curl",
                     "keep-alive + TCP_NODELAY server, one curl process",
                     "small_curl",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import mmap
 import socket
 import struct
 from collections.abc import Iterator, Sequence
@@ -210,7 +211,8 @@ def _receive(
             if total is not None and writer.size != total:
                 raise http.client.IncompleteRead(b"", total - writer.size)
         else:
-            writer.write_blocking(_body(resp, sock, total, idle_timeout), on_chunk)
+            pieces = _body(resp, sock, total, idle_timeout)
+            writer.write_blocking(pieces, on_chunk, aligned=True)
             if writer.size != total:
                 raise http.client.IncompleteRead(b"", total - writer.size)
             resp.close()  # read to its end: the connection may be reused
@@ -229,12 +231,13 @@ def _body(
     Each piece is one blocking ``recv(MSG_WAITALL)``, so this thread gives up and retakes
     the GIL once per MiB instead of once per socket read (tens of them per MiB), each of
     which could wait for the writer or hashing thread. The idle timeout becomes the
-    socket's ``SO_RCVTIMEO``. Pieces live in a ring of ``DEPTH + 1`` buffers: at most
+    socket's ``SO_RCVTIMEO``. Pieces live in a ring of ``DEPTH + 1`` page-aligned
+    buffers (so that the file may be written with ``O_DIRECT``): at most
     ``DEPTH`` are still queued for writing and hashing (see ``SaveFile.write_blocking``)
     while the next one fills.
     """
     assert resp.fp is not None
-    ring = [memoryview(bytearray(CHUNK)) for _ in range(DEPTH + 1)]
+    ring = [memoryview(mmap.mmap(-1, CHUNK)) for _ in range(DEPTH + 1)]  # page-aligned
     left = total
     head = resp.fp.peek(1)[:left]  # what came with the head (one socket read if none did)
     pending = len(head)

@@ -4,6 +4,7 @@ fail, and against real peers."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 
 from peeros import Client
 from peeros.errors import NotFound, PeerOSError, Unavailable
+from peeros.files import saving
 from peeros.protocol import BATCH_TYPE, PEER_HEADER, SHA256_HEADER, FileInfo
 from tests.conftest import Nodes
 
@@ -138,6 +140,38 @@ def test_gets_run_on_the_callers_thread_over_one_kept_alive_connection(
     assert {stage for stage, *_ in calls} == {"receiving"}
     assert calls[-1][1:3] == (3 * MiB + 5, 3 * MiB + 5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "small"]  # no temp files
+
+
+@pytest.mark.parametrize("size", [2 * MiB, 2 * MiB + 8192, 3 * MiB + 5, 3 * MiB + 4095])
+def test_big_downloads_are_written_past_the_page_cache_and_whole(
+    server: FileServer,
+    client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+) -> None:
+    """From DIRECT_MIN on, whole 4 KiB blocks go out with O_DIRECT; a tail that is not a
+    whole block is written through the page cache; every byte arrives either way."""
+    monkeypatch.setattr(saving, "DIRECT_MIN", 2 * MiB)
+    seen: list[tuple[int, bool]] = []
+    write_chunk = saving.SaveFile._write_chunk
+
+    def spy(self: saving.SaveFile, chunk: bytes | memoryview) -> None:
+        write_chunk(self, chunk)
+        flags = fcntl.fcntl(self._file.fileno(), fcntl.F_GETFL)
+        seen.append((len(chunk), bool(flags & os.O_DIRECT)))
+
+    monkeypatch.setattr(saving.SaveFile, "_write_chunk", spy)
+    server.files = {"big": os.urandom(size), "below": os.urandom(2 * MiB - 1)}
+    assert client.files.get("big", tmp_path).size == size
+    assert (tmp_path / "big").read_bytes() == server.files["big"]
+    tail = size % MiB
+    whole = [(MiB, True)] * (size // MiB)
+    assert seen == whole + ([(tail, tail % 4096 == 0)] if tail else [])
+    seen.clear()
+    client.files.get("below", tmp_path)  # under DIRECT_MIN: the page cache, as before
+    assert (tmp_path / "below").read_bytes() == server.files["below"]
+    assert seen == [(MiB, False), (MiB - 1, False)]
 
 
 @pytest.mark.parametrize("size", [1000, 3 * MiB])

@@ -13,6 +13,8 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -24,10 +26,14 @@ from peeros.errors import PeerOSError
 from peeros.files.transfer import coalesce
 from peeros.fsutil import reserve
 
-__all__ = ["DEPTH", "PendingSave", "SaveFile"]
+__all__ = ["DEPTH", "DIRECT_MIN", "PendingSave", "SaveFile"]
 
 #: Chunks (1 MiB) of a big download queued for writing and hashing at most.
 DEPTH = 4
+#: Downloads at least this big are written with O_DIRECT when their chunks allow it.
+DIRECT_MIN = 64 << 20
+_ALIGN = 4096
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
 #: Where temp files of downloads are created (file creation releases the GIL).
 _SAVE_THREADS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="peeros-save")
 #: One FIFO thread each, so that chunks are written and hashed in order.
@@ -35,7 +41,7 @@ _WRITE_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pee
 _HASH_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peeros-hash")
 
 
-_Pair = tuple["concurrent.futures.Future[None]", "concurrent.futures.Future[int]"]
+_Pair = tuple["concurrent.futures.Future[None]", "concurrent.futures.Future[None]"]
 
 
 def _wait_pair(pair: _Pair) -> None:
@@ -96,6 +102,8 @@ class SaveFile:
         self.size = 0
         self._done = False
         self._reserve = 0
+        self._aligned = False
+        self._direct = False  # O_DIRECT on; touched by the writer thread only
 
     def expect(self, size: int) -> None:
         """The body's announced size: space for it is reserved at the first write."""
@@ -119,7 +127,7 @@ class SaveFile:
         On any error every queued chunk is settled before the error propagates, so the
         file is never closed under a thread still using it.
         """
-        inflight: collections.deque[asyncio.Future[tuple[None, int]]] = collections.deque()
+        inflight: collections.deque[asyncio.Future[tuple[None, None]]] = collections.deque()
         try:
             async for chunk in coalesce(chunks):
                 if len(inflight) >= DEPTH:
@@ -137,10 +145,22 @@ class SaveFile:
             raise
 
     def write_blocking(
-        self, chunks: Iterable[bytes | memoryview], on_chunk: Callable[[int], None] | None = None
+        self,
+        chunks: Iterable[bytes | memoryview],
+        on_chunk: Callable[[int], None] | None = None,
+        aligned: bool = False,
     ) -> None:
         """:meth:`write_all` for a blocking source (a socket read on the caller's thread,
-        which releases the GIL while the writer and hashing threads work)."""
+        which releases the GIL while the writer and hashing threads work).
+
+        ``aligned``: every chunk lies in a page-aligned buffer and all but the last are
+        whole multiples of 4 KiB. A body of at least :data:`DIRECT_MIN` (its size given to
+        :meth:`expect`) is then written with ``O_DIRECT``, past the page cache: filling
+        the page cache with a big file costs 2-15x more CPU here than the disk path when
+        it takes fresh pages (see docs/performance.md), and leaves no dirty pages behind.
+        A file system without ``O_DIRECT`` is simply written through the page cache.
+        """
+        self._aligned = aligned
         inflight: collections.deque[_Pair] = collections.deque()
         try:
             for chunk in chunks:
@@ -163,14 +183,42 @@ class SaveFile:
         if self._reserve:
             size, self._reserve = self._reserve, 0
             _WRITE_THREAD.submit(reserve, self._file.fileno(), size)
+            if self._aligned and size >= DIRECT_MIN:
+                _WRITE_THREAD.submit(self._set_direct, True)
         # One update per chunk: each update releases and retakes the GIL, and a thread
         # retaking it while the event loop holds it can wait a switch interval (5 ms);
         # 64 KiB slices measured 0.8 GB/s against 1.2 GB/s whole here.
         return _HASH_THREAD.submit(self._hash.update, chunk), _WRITE_THREAD.submit(
-            self._file.write, chunk
+            self._write_chunk, chunk
         )
 
-    def _submit(self, chunk: bytes) -> asyncio.Future[tuple[None, int]]:
+    def _write_chunk(self, chunk: bytes | memoryview) -> None:
+        """Write one chunk (in the writer thread), with ``O_DIRECT`` while it is on."""
+        if self._direct and len(chunk) % _ALIGN:
+            self._set_direct(False)  # the tail: O_DIRECT takes whole blocks only
+        if not self._direct:
+            self._file.write(chunk)
+            return
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(self._file.fileno(), view) :]
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._set_direct(False)  # refused before writing anything: the usual way
+            self._file.write(view)
+
+    def _set_direct(self, on: bool) -> None:
+        fd = self._file.fileno()
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
+        except OSError:  # a file system without O_DIRECT (tmpfs): stay with the page cache
+            return
+        self._direct = on and bool(_O_DIRECT)
+
+    def _submit(self, chunk: bytes) -> asyncio.Future[tuple[None, None]]:
         hashing, writing = self._start(chunk)
         return asyncio.gather(asyncio.wrap_future(hashing), asyncio.wrap_future(writing))
 

@@ -13,12 +13,13 @@ rename), memory stays at a few chunks whatever the size.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import mmap
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -211,8 +212,10 @@ def _receive(
             if total is not None and writer.size != total:
                 raise http.client.IncompleteRead(b"", total - writer.size)
         else:
-            pieces = _body(resp, sock, total, idle_timeout)
-            writer.write_blocking(pieces, on_chunk, aligned=True)
+            # Closed here on every way out, so that the socket's settings are restored
+            # before the connection is kept or closed.
+            with contextlib.closing(_body(resp, sock, total, idle_timeout)) as pieces:
+                writer.write_blocking(pieces, on_chunk, aligned=True)
             if writer.size != total:
                 raise http.client.IncompleteRead(b"", total - writer.size)
             resp.close()  # read to its end: the connection may be reused
@@ -224,7 +227,7 @@ def _receive(
 
 def _body(
     resp: http.client.HTTPResponse, sock: socket.socket, total: int, idle_timeout: float
-) -> Iterator[memoryview]:
+) -> Generator[memoryview, None, None]:
     """The ``total`` bytes of a body in 1 MiB pieces, read from the socket itself once
     the bytes ``http.client`` buffered with the head are taken.
 
@@ -264,5 +267,6 @@ def _body(
             left -= got
             yield view
     finally:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
-        sock.settimeout(idle_timeout)
+        with contextlib.suppress(OSError):  # already closed: nothing to restore
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+            sock.settimeout(idle_timeout)

@@ -211,6 +211,22 @@ def test_a_batch_cut_short_saves_none_of_its_files(
     assert list(tmp_path.iterdir()) == []  # not even "a", which arrived whole
 
 
+def test_a_download_stopped_by_its_caller_leaves_nothing_and_the_client_usable(
+    server: FileServer, client: Client, tmp_path: Path
+) -> None:
+    server.files = {"big": os.urandom(5 * MiB)}
+
+    def stop(stage: str, done: int, total: int) -> None:
+        if done >= 2 * MiB:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.files.get("big", tmp_path / "out", progress=stop)
+    assert list(tmp_path.iterdir()) == []
+    assert client.files.get("big", tmp_path / "out").size == 5 * MiB  # on a new connection
+    assert server.connections == 2
+
+
 def test_an_error_status_is_the_matching_exception_and_leaves_nothing(
     server: FileServer, client: Client, tmp_path: Path
 ) -> None:

@@ -40,6 +40,7 @@ def build_apps(
     cluster_app[routes.NODE] = node
     cluster_app[kernel_api.NODE] = node
     routes.add_routes(cluster_app)
+    node.link_server.add_route(cluster_app)
     kernel_api.add_cluster_routes(cluster_app)
     api_app = make_app([bearer_auth(api_token)], MAX_TASK_BODY)
     api_app[local_api.NODE] = node

@@ -43,8 +43,9 @@ from peeros.memory.kv import KVStore
 from peeros.memory.resp_server import serve_resp
 from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
+from peeros.net.link import LinkClient, LinkServer
 from peeros.net.server import start_site
-from peeros.peer.apps import build_apps, load_or_create_api_token
+from peeros.peer.apps import MAX_TASK_BODY, build_apps, load_or_create_api_token
 from peeros.peer.cluster_kernel import ClusterKernel
 from peeros.peer.enroll import enroll
 from peeros.peer.ipc_service import IpcService
@@ -91,6 +92,8 @@ class PeerNode:
         self.api_url = ""
         self.membership: Membership | None = None
         self.client: ClusterClient | None = None
+        self.links: LinkClient | None = None
+        self.link_server = LinkServer({"execute": self._execute_call})
         max_workers = settings.max_workers or 4 * settings.slots + 4
         self.pool = WorkerPool(
             SandboxConfig(
@@ -201,29 +204,32 @@ class PeerNode:
             policy=self.scheduler.policy_name,
             resp_address=self.resp_address,
             memory_keys=self.store.dbsize(),
+            links_open=self.links.open_links() if self.links else 0,
+            link_calls_served=self.link_server.calls_served,
         )
 
     async def _place(self, count: int, exclude: list[str]) -> list[Placement]:
-        assert self.client is not None and self.settings.tracker
+        assert self.links is not None and self.settings.tracker
         req = PlacementRequest(count=count, exclude=exclude)
-        got: Placements = await self.client.request(
-            self.settings.tracker, "POST", "/v1/placement", req, Placements
-        )
+        got = await self.links.call(self.settings.tracker, "placement", req, Placements, None)
         return got.placements
 
     async def _remote_execute(
         self, address: str, req: ExecuteRequest, timeout: float
     ) -> ExecuteResponse:
-        assert self.client is not None
+        assert self.links is not None
         try:
-            resp: ExecuteResponse = await self.client.request(
-                address, "POST", "/v1/execute", req, ExecuteResponse, timeout=timeout
-            )
+            resp = await self.links.call(address, "execute", req, ExecuteResponse, timeout)
         except Unavailable:
             if self.placer is not None:
                 self.placer.forget(address)
             raise
         return resp
+
+    async def _execute_call(self, origin: str, body: Any) -> ExecuteResponse:
+        """``execute`` over a link (the HTTP route is ``routes.execute``)."""
+        req = ExecuteRequest.model_validate(body)
+        return ExecuteResponse(results=await self.executor.execute(origin, req.tasks))
 
     async def _remote_cancel(self, address: str, task_id: str) -> None:
         assert self.client is not None
@@ -307,6 +313,7 @@ class PeerNode:
         ca_cert = pki.load_cert_pem(creds.ca_pem)
         client = ClusterClient(pki.client_context(creds), self.settings.request_timeout)
         self.client = client
+        self.links = LinkClient(client, MAX_TASK_BODY)
         api_token = load_or_create_api_token(self.data_dir)
 
         cluster_app, api_app = build_apps(self, ca_cert.subject, api_token)
@@ -376,5 +383,6 @@ class PeerNode:
                 await runner.cleanup()
             await self.pool.close()
             self.history.close()
+            await self.links.close()
             await client.close()
             log.info("peer %s stopped", self.peer_id)

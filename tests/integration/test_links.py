@@ -13,10 +13,16 @@ import aiohttp
 import pytest
 
 from peeros.client import Client
-from peeros.errors import BadRequest, Unavailable, Unreachable
+from peeros.errors import BadRequest, Forbidden, Unavailable, Unreachable
 from peeros.net.client import ClusterClient
 from peeros.net.link import LINK_PATH, LinkClient
-from peeros.protocol import ExecuteItem, ExecuteRequest, ExecuteResponse
+from peeros.protocol import (
+    ExecuteItem,
+    ExecuteRequest,
+    ExecuteResponse,
+    PlacementRequest,
+    Placements,
+)
 from peeros.security import identity, pki
 from tests.conftest import FAST_PEER, Nodes, member_client, token_of, wait_until
 
@@ -134,6 +140,10 @@ def test_a_non_member_cannot_open_a_link(nodes: Nodes, tmp_path: Path) -> None:
             # A peer's TLS trusts only the cluster CA: the handshake itself is refused.
             with pytest.raises(Unavailable, match="cannot reach"):
                 await links.call(b.info["address"], "execute", _execute(0), ExecuteResponse, 5)
+            # The tracker lets an enrollment certificate through TLS, then refuses the link.
+            ask = PlacementRequest(count=1)
+            with pytest.raises(Forbidden, match="refused the link"):
+                await links.call(tracker.info["address"], "placement", ask, Placements, 5)
             assert links.open_links() == 0
         finally:
             await links.close()

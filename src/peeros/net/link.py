@@ -27,7 +27,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -47,6 +47,8 @@ Op = Callable[[str, Any], Awaitable[BaseModel]]
 LINK_PATH = "/v1/link"
 #: Seconds between WebSocket pings; a link whose pong is late is closed (a vanished node).
 HEARTBEAT = 15.0
+#: Seconds a stopping node waits for the other ends to acknowledge its links' closing.
+CLOSE_WAIT = 1.0
 
 
 class LinkServer:
@@ -62,7 +64,11 @@ class LinkServer:
         app.on_shutdown.append(self._close_all)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=request.app[MAX_BODY] + 4096, compress=False)
+        ws = web.WebSocketResponse(
+            max_msg_size=request.app[MAX_BODY] + 4096,
+            compress=False,
+            heartbeat=2 * HEARTBEAT,  # a caller that vanished does not hold its link forever
+        )
         await ws.prepare(request)
         caller = request[PEER_ID]
         running: set[asyncio.Task[None]] = set()
@@ -108,8 +114,11 @@ class LinkServer:
                 await ws.send_str(reply)
 
     async def _close_all(self, app: web.Application) -> None:
-        for ws in list(self._open):
-            await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"node stopping")
+        closing = [
+            ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"node stopping")
+            for ws in list(self._open)
+        ]
+        await _within(CLOSE_WAIT, closing)
 
 
 def _error_frame(call_id: Any, status: int, code: str, message: str) -> str:
@@ -167,6 +176,7 @@ class _Link:
 
     async def close(self) -> None:
         await self.ws.close()
+        self.reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.reader
 
@@ -240,5 +250,16 @@ class LinkClient:
 
     async def close(self) -> None:
         links, self._links = list(self._links.values()), {}
-        for link in links:
-            await link.close()
+        await _within(CLOSE_WAIT, [link.close() for link in links])
+
+
+async def _within(seconds: float, closing: Sequence[Awaitable[Any]]) -> None:
+    """Close links together, waiting at most ``seconds`` for a peer to acknowledge (a
+    hung one must not hold up a node that stops)."""
+    if not closing:
+        return
+    _, late = await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=seconds)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)

@@ -17,6 +17,7 @@ before use).
 from __future__ import annotations
 
 import json
+import re
 import select
 import socket
 import ssl
@@ -82,6 +83,9 @@ def resolve_endpoint(
 
 #: Longest response head (status line and headers) accepted.
 MAX_HEAD = 64 << 10
+#: What a method and a path may hold: visible ASCII, no spaces or control characters.
+_TOKEN = re.compile(r"[A-Z]{1,16}")
+_PATH = re.compile(r"/[!-~]*")
 
 
 class _Conn:
@@ -137,6 +141,12 @@ class _Conn:
     def exchange(self, request: bytes) -> tuple[int, str, bytes, bool]:
         """Send one request; ``(status, reason, body, the server will close)``."""
         self.sock.sendall(request)
+        while True:
+            reply = self._reply()
+            if reply[0] >= 200:  # (1xx replies are interim: the final one follows)
+                return reply
+
+    def _reply(self) -> tuple[int, str, bytes, bool]:
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             if len(self.buf) > MAX_HEAD:
                 raise ConnectionError(f"a reply head over {MAX_HEAD} bytes")
@@ -155,7 +165,10 @@ class _Conn:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             body = self._chunked()
         elif "content-length" in headers:
-            body = self._take(int(headers["content-length"]))
+            length = headers["content-length"]
+            if not length.isdigit():
+                raise ConnectionError(f"a bad Content-Length in the reply: {length[:40]!r}")
+            body = self._take(int(length))
         elif status in (204, 304) or status < 200:
             body = b""
         else:  # delimited by the end of the connection
@@ -171,7 +184,10 @@ class _Conn:
     def _chunked(self) -> bytes:
         parts: list[bytes] = []
         while True:
-            size = int(self._line().split(b";")[0].strip() or b"0", 16)
+            text = self._line().split(b";")[0].strip()
+            if not text or any(c not in b"0123456789abcdefABCDEF" for c in text):
+                raise ConnectionError(f"a bad chunk size in the reply: {text[:40]!r}")
+            size = int(text, 16)
             if size == 0:
                 while self._line():  # trailers, up to the empty line
                     pass
@@ -227,15 +243,15 @@ class BlockingHTTP:
         conn.close()
 
     def _encode(self, method: str, path: str, data: bytes | None) -> bytes:
+        if not _TOKEN.fullmatch(method) or not _PATH.fullmatch(path):
+            # (a task id from untrusted input must not smuggle a second request in)
+            raise BadRequest(f"not a valid request line: {method!r} {path!r}")
         head = [f"{method} {self.prefix}{path} HTTP/1.1", self.host_line, *self.header_lines]
         if data is not None:
             head.append("Content-Type: application/json")
         if data is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(data or b'')}")
-        try:
-            encoded = ("\r\n".join(head) + "\r\n\r\n").encode("ascii")
-        except UnicodeEncodeError as exc:
-            raise BadRequest(f"a request path must be ASCII, got {path!r}") from exc
+        encoded = ("\r\n".join(head) + "\r\n\r\n").encode("ascii")
         return encoded + data if data else encoded
 
     def request(
@@ -250,10 +266,11 @@ class BlockingHTTP:
                 conn = self._acquire(timeout or self.timeout)
                 reused = conn.used > 0
                 status, reason, raw, will_close = conn.exchange(message)
-            except (OSError, ValueError) as exc:  # ValueError: a malformed length
+            except OSError as exc:
                 if conn is not None:
                     conn.close()
-                if attempt == 1 and method == "GET" and conn is not None and reused:
+                closed = conn is not None and reused and not isinstance(exc, TimeoutError)
+                if attempt == 1 and method == "GET" and closed:
                     continue  # the server closed a kept-alive connection: once more, anew
                 raise Unavailable(
                     f"cannot reach the peer's local API at {self.url}: "

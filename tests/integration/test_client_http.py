@@ -261,3 +261,32 @@ def test_a_reply_that_is_not_http_is_unavailable_and_a_bad_token_is_refused() ->
         server.close()
     with pytest.raises(BadRequest, match="line breaks"):
         BlockingHTTP("http://127.0.0.1:1", "secret\r\nX-Evil: 1", 5.0)
+
+
+def test_a_path_cannot_smuggle_a_second_request_and_nothing_is_sent() -> None:
+    server = RawServer([_json_reply(b"{}")])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        evil = "/v1/tasks/x HTTP/1.1\r\nHost: a\r\n\r\nPOST /v1/sched?"
+        for method, path in (("GET", evil), ("GET", "/v1/tasks/a b"), ("GET\r\n", "/x")):
+            with pytest.raises(BadRequest, match="not a valid request line"):
+                http.request(method, path)
+        assert http.request("GET", "/v1/status") == {}  # the first bytes the server saw
+        assert server.requests[0].startswith(b"GET /v1/status HTTP/1.1\r\n")
+    finally:
+        http.close()
+        server.close()
+
+
+def test_interim_replies_are_skipped_and_bad_lengths_are_unavailable() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" + _json_reply(b'{"ok": 1}')
+    bad_length = b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n{}"
+    server = RawServer([interim, bad_length])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        assert http.request("POST", "/a", {"n": 1}) == {"ok": 1}
+        with pytest.raises(Unavailable, match="bad Content-Length"):
+            http.request("POST", "/b", {"n": 2})
+    finally:
+        http.close()
+        server.close()

@@ -4,6 +4,9 @@ node pair, inside the cluster plane's mutual TLS, against real trackers and peer
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +16,7 @@ import aiohttp
 import pytest
 
 from peeros.client import Client
-from peeros.errors import BadRequest, Forbidden, Unavailable, Unreachable
+from peeros.errors import BadRequest, Forbidden, PayloadTooLarge, Unavailable, Unreachable
 from peeros.net.client import ClusterClient
 from peeros.net.link import LINK_PATH, LinkClient
 from peeros.protocol import (
@@ -184,3 +187,63 @@ def test_a_peer_killed_mid_call_fails_the_call_and_then_is_unreachable(nodes: No
 
     asyncio.run(go())
     assert outcome["noticed_after"] < 10  # the broken link fails the call, no timeout
+
+
+def test_callers_waiting_for_one_link_share_its_opening(nodes: Nodes) -> None:
+    tracker = nodes.tracker()
+    a = nodes.peer(tracker, "a")
+    # A node that accepts connections and never answers the TLS handshake.
+    hole = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{hole.getsockname()[1]}"
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(hole.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    async def go() -> list[BaseException | ExecuteResponse]:
+        client, links = _links(a.data_dir, timeout=1.0)
+        try:
+            calls = [links.call(address, "execute", _execute(0), ExecuteResponse, 5) for _ in "abc"]
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            await links.close()
+            await client.close()
+
+    try:
+        outcomes = asyncio.run(go())
+        assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+        assert len(accepted) == 1  # one opening, whose failure all three callers got
+    finally:
+        hole.close()
+        for conn in accepted:
+            conn.close()
+
+
+def test_a_call_over_the_frame_limit_is_refused_before_sending(nodes: Nodes) -> None:
+    tracker = nodes.tracker()
+    a = nodes.peer(tracker, "a")
+    b = nodes.peer(tracker, "b")
+    address = b.info["address"]
+
+    async def go() -> None:
+        client = member_client(a.data_dir, 10)
+        links = LinkClient(client, 2000)
+        try:
+            got = await links.call(address, "execute", _execute(0), ExecuteResponse, 10)
+            assert got.results[0].status == "DONE"
+            big = _execute(*[0.0] * 20)  # ≈ 2.5 KB of JSON
+            with pytest.raises(PayloadTooLarge, match="over the 2000 bytes"):
+                await links.call(address, "execute", big, ExecuteResponse, 10)
+            got = await links.call(address, "execute", _execute(0), ExecuteResponse, 10)
+            assert got.results[0].status == "DONE" and links.open_links() == 1
+        finally:
+            await links.close()
+            await client.close()
+
+    asyncio.run(go())
+    with Client(data_dir=b.data_dir) as client:
+        assert client.status().link_calls_served == 2  # the refused call never left

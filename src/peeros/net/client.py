@@ -107,12 +107,17 @@ class ClusterClient:
     def session(self) -> aiohttp.ClientSession:
         """The pooled mutual-TLS session (opened on first use)."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=256),
-                timeout=self._timeout,
-                headers={PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
-            )
+            self._session = self.new_session()
         return self._session
+
+    def new_session(self, limit: int = 256) -> aiohttp.ClientSession:
+        """A session with this client's TLS identity, timeouts and headers (the caller
+        closes it); the client's own pooled session is :meth:`session`."""
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self._ssl, limit=limit),
+            timeout=self._timeout,
+            headers={PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
+        )
 
     async def request(
         self,

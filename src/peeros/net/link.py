@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -34,7 +35,14 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from peeros.errors import BadRequest, PeerOSError, Unavailable, Unreachable, from_wire
+from peeros.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    PeerOSError,
+    Unavailable,
+    Unreachable,
+    from_wire,
+)
 from peeros.net.client import ClusterClient, parse
 from peeros.net.server import MAX_BODY, PEER_ID, describe_validation
 
@@ -49,6 +57,10 @@ LINK_PATH = "/v1/link"
 HEARTBEAT = 15.0
 #: Seconds a stopping node waits for the other ends to acknowledge its links' closing.
 CLOSE_WAIT = 1.0
+#: Calls one link may have running on the receiving node at once.
+MAX_IN_FLIGHT = 1024
+#: Seconds a node without the route is called over HTTP before a link is tried again.
+HTTP_ONLY_FOR = 60.0
 
 
 class LinkServer:
@@ -71,6 +83,10 @@ class LinkServer:
         )
         await ws.prepare(request)
         caller = request[PEER_ID]
+        # At most MAX_IN_FLIGHT calls per link run at once; beyond that the link is not
+        # read (TCP pushes back on the caller), as an HTTP/1.1 connection takes one
+        # request at a time.
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         running: set[asyncio.Task[None]] = set()
         self._open.add(ws)
         try:
@@ -78,19 +94,24 @@ class LinkServer:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     await ws.close(code=aiohttp.WSCloseCode.UNSUPPORTED_DATA)
                     break
+                await slots.acquire()
                 task = asyncio.create_task(self._call(ws, caller, msg.data))
                 running.add(task)
                 task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _: slots.release())
         finally:
             self._open.discard(ws)
         # Calls still running finish (as an HTTP handler would) and their replies are dropped.
         return ws
 
     async def _call(self, ws: web.WebSocketResponse, caller: str, text: str) -> None:
-        call_id: Any = None
+        call_id: int | None = None
         try:
-            frame = json.loads(text)
-            if not isinstance(frame, dict) or not isinstance(frame.get("id"), int):
+            try:
+                frame = json.loads(text)
+            except ValueError as exc:
+                raise BadRequest(f"a link frame is not JSON: {exc}") from exc
+            if not isinstance(frame, dict) or type(frame.get("id")) is not int:
                 raise BadRequest("a link frame must be a JSON object with an integer id")
             call_id = frame["id"]
             name = frame.get("op")
@@ -104,8 +125,6 @@ class LinkServer:
             reply = _error_frame(call_id, exc.status, exc.code, exc.message)
         except ValidationError as exc:
             reply = _error_frame(call_id, 400, "bad_request", describe_validation(exc))
-        except ValueError as exc:
-            reply = _error_frame(call_id, 400, "bad_request", f"a link frame is not JSON: {exc}")
         except Exception:
             log.exception("unhandled error in link call from %s", caller)
             reply = _error_frame(call_id, 500, "internal", "internal error (see the node's log)")
@@ -121,9 +140,9 @@ class LinkServer:
         await _within(CLOSE_WAIT, closing)
 
 
-def _error_frame(call_id: Any, status: int, code: str, message: str) -> str:
+def _error_frame(call_id: int | None, status: int, code: str, message: str) -> str:
     error = {"status": status, "code": code, "message": message}
-    return json.dumps({"id": call_id if isinstance(call_id, int) else None, "error": error})
+    return json.dumps({"id": call_id, "error": error})
 
 
 class _Link:
@@ -146,16 +165,18 @@ class _Link:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
                 frame = json.loads(msg.data)
-                future = self.pending.pop(frame.get("id"), None)
+                call_id = frame.get("id") if isinstance(frame, dict) else None
+                future = self.pending.pop(call_id, None) if type(call_id) is int else None
                 if future is not None and not future.done():
                     future.set_result(frame)
-        except (ValueError, aiohttp.ClientError, ConnectionError) as exc:
-            log.info("link to %s broke: %s", self.address, exc)
+        except Exception as exc:  # a broken connection, or a frame that is not a reply
+            log.info("link to %s broke: %r", self.address, exc)
         finally:
-            lost = Unavailable(f"the link to {self.address} closed before it answered")
             for future in self.pending.values():
                 if not future.done():
-                    future.set_exception(lost)
+                    future.set_exception(
+                        Unavailable(f"the link to {self.address} closed before it answered")
+                    )
             self.pending.clear()
             await self.ws.close()
 
@@ -164,7 +185,17 @@ class _Link:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[call_id] = future
         try:
-            await self.ws.send_str(f'{{"id": {call_id}, "op": "{op}", "body": {body}}}')
+            try:
+                await self.ws.send_str(f'{{"id": {call_id}, "op": "{op}", "body": {body}}}')
+            except ConnectionResetError as exc:  # the link was closing: nothing went out
+                raise Unreachable(f"the link to {self.address} closed: {exc}") from exc
+            except asyncio.CancelledError:
+                # Writers of one connection share its drain future: another sender's
+                # cancellation reaches us too. Only a cancellation of this task propagates.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                raise Unavailable(f"sending to {self.address} was interrupted") from None
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError as exc:
@@ -186,70 +217,83 @@ class LinkClient:
 
     def __init__(self, client: ClusterClient, max_message: int) -> None:
         self.client = client
+        #: Longest call frame sent (the receiving node refuses longer ones).
         self.max_message = max_message
         self._links: dict[str, _Link] = {}
-        self._opening: dict[str, asyncio.Lock] = {}
-        self._http_only: set[str] = set()
+        #: One opening per address at a time: its callers share the link or the error.
+        self._opening: dict[str, asyncio.Future[_Link | None]] = {}
+        #: Addresses without the route, and until when they are called over HTTP.
+        self._http_only: dict[str, float] = {}
+        #: The links' own connections, apart from the request pool (one per link).
+        self._session: aiohttp.ClientSession | None = None
 
     async def call(
         self, address: str, op: str, body: BaseModel, response: type[M], timeout: float | None
     ) -> M:
-        if address in self._http_only:
-            return await self._over_http(address, op, body, response, timeout)
         link = await self._link(address)
         if link is None:
-            return await self._over_http(address, op, body, response, timeout)
-        if timeout is None:
-            timeout = self.client.timeout
-        frame = await link.call(op, body.model_dump_json(), timeout)
+            result: M = await self.client.request(
+                address, "POST", f"/v1/{op}", body, response, timeout=timeout
+            )
+            return result
+        text = body.model_dump_json()
+        if len(text) > self.max_message:
+            raise PayloadTooLarge(
+                f"a {op} call of {len(text)} bytes is over the {self.max_message} bytes a "
+                "node accepts"
+            )
+        frame = await link.call(op, text, self.client.timeout if timeout is None else timeout)
         error = frame.get("error")
         if isinstance(error, dict):
             raise from_wire(error.get("status", 500), error.get("code"), error.get("message", ""))
         return parse(response, frame.get("body"), address)
 
-    async def _over_http(
-        self, address: str, op: str, body: BaseModel, response: type[M], timeout: float | None
-    ) -> M:
-        result: M = await self.client.request(
-            address, "POST", f"/v1/{op}", body, response, timeout=timeout
-        )
-        return result
-
     async def _link(self, address: str) -> _Link | None:
         link = self._links.get(address)
         if link is not None and not link.closed:
             return link
-        async with self._opening.setdefault(address, asyncio.Lock()):
-            link = self._links.get(address)
-            if link is not None and not link.closed:
-                return link
-            try:
-                ws = await self.client.session().ws_connect(
-                    f"https://{address}{LINK_PATH}",
-                    heartbeat=HEARTBEAT,
-                    max_msg_size=self.max_message + 4096,
-                    compress=0,  # small JSON frames: deflate would cost more than it saves
-                )
-            except aiohttp.WSServerHandshakeError as exc:
-                if exc.status == 404:  # an older node: no links there
-                    self._http_only.add(address)
-                    return None
-                raise from_wire(
-                    exc.status, None, f"{address} refused the link: {exc.message}"
-                ) from exc
-            except aiohttp.ClientConnectorError as exc:  # refused, no route: nothing was sent
-                raise Unreachable(f"cannot reach {address}: {exc}") from exc
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise Unavailable(f"cannot reach {address}: {exc!r}") from exc
-            link = _Link(address, ws)
-            self._links[address] = link
-            return link
+        if self._http_only.get(address, 0.0) > time.monotonic():
+            return None
+        opening = self._opening.get(address)
+        if opening is None:
+            opening = asyncio.ensure_future(self._open(address))
+            self._opening[address] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(address, None))
+        return await asyncio.shield(opening)
+
+    async def _open(self, address: str) -> _Link | None:
+        try:
+            if self._session is None or self._session.closed:
+                self._session = self.client.new_session(limit=0)
+            ws = await self._session.ws_connect(
+                f"https://{address}{LINK_PATH}",
+                heartbeat=HEARTBEAT,
+                max_msg_size=0,  # replies are not limited, as HTTP responses were not
+                compress=0,  # small JSON frames: deflate would cost more than it saves
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 404:  # an older node: no links there, for a while
+                self._http_only[address] = time.monotonic() + HTTP_ONLY_FOR
+                return None
+            raise from_wire(exc.status, None, f"{address} refused the link: {exc.message}") from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, no route: nothing was sent
+            raise Unreachable(f"cannot reach {address}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise Unavailable(f"cannot reach {address}: {exc!r}") from exc
+        link = _Link(address, ws)
+        self._links[address] = link
+        return link
 
     def open_links(self) -> int:
         return sum(not link.closed for link in self._links.values())
 
     async def close(self) -> None:
+        """Close every link: the session closes their connections (waiting, within
+        bounds, for the TLS shutdowns), then each reader ends and fails what was pending."""
         links, self._links = list(self._links.values()), {}
+        if self._session is not None:
+            await _within(CLOSE_WAIT, [self._session.close()])
+            self._session = None
         await _within(CLOSE_WAIT, [link.close() for link in links])
 
 

@@ -1,7 +1,7 @@
 """``Client.files.get`` on the caller's own thread: a download without an event loop.
 
 The synchronous :class:`~peeros.client.Client` fetches files through a kept-alive
-``http.client`` connection of :class:`~peeros.client_http.BlockingHTTP` instead of
+connection of :class:`~peeros.client_http.BlockingHTTP` instead of
 handing each download to its event-loop thread: for a small file the two thread hops and
 aiohttp's per-request work cost more than the request itself on loopback, and for a big
 one the caller's thread blocks in ``recv`` (the GIL released) while the writer and
@@ -14,16 +14,17 @@ rename), memory stays at a few chunks whatever the size.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import mmap
 import socket
+import ssl
 import struct
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from peeros.client_body import Reply
 from peeros.client_http import BlockingHTTP
 from peeros.errors import PeerOSError, Unavailable, from_wire
 from peeros.files.saving import DEPTH, PendingSave, SaveFile
@@ -86,17 +87,17 @@ def fetch_batch(
         for start in range(0, len(items), MAX_FILE_BATCH):
             part = items[start : start + MAX_FILE_BATCH]
             body = FileBatchRequest(names=[n for n, _ in part]).model_dump()
-            with api.stream("POST", route, body, idle_timeout, idempotent=True) as (resp, _):
+            with api.stream("POST", route, body, idle_timeout, idempotent=True) as reply:
                 try:
                     for name, dest in part:
-                        info = _head(resp, name)
+                        info = _head(reply, name)
                         writer = SaveFile(dest)
                         saved.append(writer)
-                        _receive_framed(resp, writer, info)
+                        _receive_framed(reply, writer, info)
                         infos.append(info)
-                    if resp.read(1):  # the end of the body: the connection may be reused
+                    if reply.read(1):  # the end of the body: the connection may be reused
                         raise PeerOSError("the peer sent more files than were asked for")
-                except (http.client.HTTPException, OSError) as exc:
+                except OSError as exc:
                     raise Unavailable(
                         f"batch download failed at {name!r}: {exc!r}; nothing was saved"
                     ) from exc
@@ -108,11 +109,11 @@ def fetch_batch(
     return infos
 
 
-def _head(resp: http.client.HTTPResponse, name: str) -> FileInfo:
+def _head(reply: Reply, name: str) -> FileInfo:
     """The JSON line that comes before each file of a batch; its error, raised."""
-    line = resp.readline(_MAX_HEAD)
+    line = reply.readline(_MAX_HEAD)
     if not line.endswith(b"\n"):
-        raise http.client.IncompleteRead(line)
+        raise ConnectionError("the batch ended in the middle of a file's head line")
     try:
         head = json.loads(line)
         if isinstance(head, dict) and "error" in head:
@@ -126,25 +127,25 @@ def _head(resp: http.client.HTTPResponse, name: str) -> FileInfo:
     return info
 
 
-def _receive_framed(resp: http.client.HTTPResponse, writer: SaveFile, info: FileInfo) -> None:
+def _receive_framed(reply: Reply, writer: SaveFile, info: FileInfo) -> None:
     """The ``info.size`` bytes that follow a head line, written, hashed and verified."""
     if info.size <= SMALL_BODY:
-        data = resp.read(info.size) if info.size else b""
+        data = reply.read(info.size) if info.size else b""
         if len(data) != info.size:
-            raise http.client.IncompleteRead(data, info.size - len(data))
+            raise ConnectionError(f"the batch ended {info.size - len(data)} bytes short")
         writer.write(data)
     else:
         writer.expect(info.size)
-        writer.write_blocking(_pieces(resp, info.size))
+        writer.write_blocking(_pieces(reply, info.size))
     writer.verify(info.sha256)
 
 
-def _pieces(resp: http.client.HTTPResponse, size: int) -> Iterator[bytes]:
+def _pieces(reply: Reply, size: int) -> Iterator[bytes]:
     left = size
     while left:
-        piece = resp.read(min(CHUNK, left))
+        piece = reply.read(min(CHUNK, left))
         if not piece:
-            raise http.client.IncompleteRead(b"", left)
+            raise ConnectionError(f"the body ended {left} bytes short")
         left -= len(piece)
         yield piece
 
@@ -165,21 +166,21 @@ def _download(
     """
     pending = PendingSave(dest)
     try:
-        with api.stream("GET", path, timeout=idle_timeout) as (resp, sock):
-            expected = resp.getheader(SHA256_HEADER)
+        with api.stream("GET", path, timeout=idle_timeout) as reply:
+            expected = reply.getheader(SHA256_HEADER)
             if not expected:
                 raise PeerOSError(f"the peer's local API sent {name!r} without its SHA-256")
             writer = pending.writer_blocking()
             try:
-                size, digest = _receive(resp, sock, writer, expected, idle_timeout, progress)
-            except (http.client.HTTPException, OSError) as exc:
+                size, digest = _receive(reply, writer, expected, idle_timeout, progress)
+            except OSError as exc:
                 raise Unavailable(f"download of {name!r} was cut off: {exc!r}") from exc
             info = FileInfo(
                 name=name,
                 size=size,
                 sha256=digest,
-                modified=float(resp.getheader(MODIFIED_HEADER, "0") or 0),
-                peer_id=resp.getheader(PEER_HEADER, ""),
+                modified=float(reply.getheader(MODIFIED_HEADER) or 0),
+                peer_id=reply.getheader(PEER_HEADER) or "",
             )
     except BaseException:
         pending.discard_blocking()
@@ -188,17 +189,18 @@ def _download(
 
 
 def _receive(
-    resp: http.client.HTTPResponse,
-    sock: socket.socket | None,
+    reply: Reply,
     writer: SaveFile,
     expected: str,
     idle_timeout: float,
     progress: Progress | None,
 ) -> tuple[int, str]:
-    total = resp.length  # None: no Content-Length (read to the end of the connection)
+    total = reply.length  # None: chunked, or up to the end of the connection
     if total is not None and total <= SMALL_BODY:
-        # Read whole (IncompleteRead if cut short), then hashed and written right here.
-        data = resp.read()
+        # Read whole, then hashed and written right here.
+        data = reply.read(total) if total else b""
+        if len(data) != total:
+            raise ConnectionError(f"the body ended {total - len(data)} bytes short")
         writer.write(data)
     else:
         writer.expect(total or 0)
@@ -207,66 +209,51 @@ def _receive(
             if progress is not None:
                 progress("receiving", writer.size, -1 if total is None else total)
 
-        if total is None or sock is None:  # to the end of the connection, or no socket
-            writer.write_blocking(iter(lambda: resp.read(CHUNK), b""), on_chunk)
-            if total is not None and writer.size != total:
-                raise http.client.IncompleteRead(b"", total - writer.size)
+        if total is None:
+            writer.write_blocking(iter(lambda: reply.read(CHUNK), b""), on_chunk)
         else:
             # Closed here on every way out, so that the socket's settings are restored
             # before the connection is kept or closed.
-            with contextlib.closing(_body(resp, sock, total, idle_timeout)) as pieces:
+            with contextlib.closing(_body(reply, total, idle_timeout)) as pieces:
                 writer.write_blocking(pieces, on_chunk, aligned=True)
-            if writer.size != total:
-                raise http.client.IncompleteRead(b"", total - writer.size)
-            resp.close()  # read to its end: the connection may be reused
     digest = writer.verify(expected)
     if progress is not None and total is not None and total <= SMALL_BODY:
         progress("receiving", total, total)
     return writer.size, digest
 
 
-def _body(
-    resp: http.client.HTTPResponse, sock: socket.socket, total: int, idle_timeout: float
-) -> Generator[memoryview, None, None]:
-    """The ``total`` bytes of a body in 1 MiB pieces, read from the socket itself once
-    the bytes ``http.client`` buffered with the head are taken.
+def _body(reply: Reply, total: int, idle_timeout: float) -> Generator[memoryview, None, None]:
+    """The ``total`` bytes of a body in 1 MiB pieces, straight from the socket once what
+    the connection buffered with the head is taken.
 
-    Each piece is one blocking ``recv(MSG_WAITALL)``, so this thread gives up and retakes
-    the GIL once per MiB instead of once per socket read (tens of them per MiB), each of
-    which could wait for the writer or hashing thread. The idle timeout becomes the
-    socket's ``SO_RCVTIMEO``. Pieces live in a ring of ``DEPTH + 1`` page-aligned
-    buffers (so that the file may be written with ``O_DIRECT``): at most
-    ``DEPTH`` are still queued for writing and hashing (see ``SaveFile.write_blocking``)
-    while the next one fills.
+    On a plain socket each piece is one blocking ``recv(MSG_WAITALL)``, so this thread
+    gives up and retakes the GIL once per MiB instead of once per socket read (tens of
+    them per MiB), each of which could wait for the writer or hashing thread; the idle
+    timeout becomes the socket's ``SO_RCVTIMEO`` meanwhile. Pieces live in a ring of
+    ``DEPTH + 1`` page-aligned buffers (so that the file may be written with
+    ``O_DIRECT``): at most ``DEPTH`` are still queued for writing and hashing (see
+    ``SaveFile.write_blocking``) while the next one fills.
     """
-    assert resp.fp is not None
     ring = [memoryview(mmap.mmap(-1, CHUNK)) for _ in range(DEPTH + 1)]  # page-aligned
-    left = total
-    head = resp.fp.peek(1)[:left]  # what came with the head (one socket read if none did)
-    pending = len(head)
-    slot = 0
-    sock.settimeout(None)
+    sock = reply.sock
+    waitall = not isinstance(sock, ssl.SSLSocket)  # (TLS takes no recv flags)
     seconds = max(1, int(idle_timeout))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, 0))
+    if waitall:
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, 0))
+    left, slot = total, 0
     try:
         while left:
             view = ring[slot][: min(CHUNK, left)]
             slot = (slot + 1) % len(ring)
-            got = 0
-            if pending:
-                got = resp.fp.readinto(view[:pending])
-                pending = 0
-            while got < len(view):
-                try:
-                    n = sock.recv_into(view[got:], len(view) - got, socket.MSG_WAITALL)
-                except BlockingIOError as exc:  # SO_RCVTIMEO: nothing for idle_timeout
-                    raise TimeoutError(f"no data for {seconds} s") from exc
-                if not n:
-                    raise http.client.IncompleteRead(b"", left - got)
-                got += n
-            left -= got
+            try:
+                reply.read_into(view, waitall)
+            except BlockingIOError as exc:  # SO_RCVTIMEO: nothing for idle_timeout
+                raise TimeoutError(f"no data for {seconds} s") from exc
+            left -= len(view)
             yield view
     finally:
-        with contextlib.suppress(OSError):  # already closed: nothing to restore
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
-            sock.settimeout(idle_timeout)
+        if waitall:
+            with contextlib.suppress(OSError):  # already closed: nothing to restore
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+                sock.settimeout(idle_timeout)

@@ -17,8 +17,8 @@ before use).
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
+import re
 import select
 import socket
 import ssl
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from peeros.client_body import Reply
 from peeros.config import default_data_dir
 from peeros.errors import BadRequest, Unavailable
 from peeros.net.client import error_from
@@ -83,27 +84,124 @@ def resolve_endpoint(
     return Endpoint(_normalise_url(url), secret)
 
 
+#: Longest response head (status line and headers) accepted.
+MAX_HEAD = 64 << 10
+#: What a method and a path may hold: visible ASCII, no spaces or control characters.
+_TOKEN = re.compile(r"[A-Z]{1,16}")
+_PATH = re.compile(r"/[!-~]*")
+
+
 class _Conn:
+    """One kept-alive HTTP/1.1 connection: each request leaves in a single send (headers
+    and body together: with TCP_NODELAY, http.client's two sends cost the server a second
+    wake-up and read per request), and the reply is parsed without the email package."""
+
     def __init__(self, host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> None:
-        self.http = (
-            http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
-            if tls is not None
-            else http.client.HTTPConnection(host, port, timeout=timeout)
-        )
-        self.http.connect()
-        assert self.http.sock is not None
-        self.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.buf = bytearray()  # received, not yet parsed
         self.used = 0
         self.idle_since = time.monotonic()
 
+    def close(self) -> None:
+        self.sock.close()
+
     def stale(self) -> bool:
         """Idle too long, or readable while idle (the server closed it, or sent junk)."""
-        sock = self.http.sock
-        if sock is None or time.monotonic() - self.idle_since > MAX_IDLE:
+        if self.buf or time.monotonic() - self.idle_since > MAX_IDLE:
             return True
         poller = select.poll()  # not select(): it fails on descriptors past 1023
-        poller.register(sock, select.POLLIN)
+        poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(0))
+
+    def _fill(self) -> None:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the connection closed before the reply was complete")
+        self.buf += data
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n")) < 0:
+            if len(self.buf) > MAX_HEAD:
+                raise ConnectionError("an over-long line in the reply")
+            self._fill()
+        return self._take(end + 2)[:-2]
+
+    def exchange(self, request: bytes) -> tuple[int, str, bytes, bool]:
+        """Send one request; ``(status, reason, body, the server will close)``."""
+        self.sock.sendall(request)
+        while True:
+            reply = self._reply()
+            if reply[0] >= 200:  # (1xx replies are interim: the final one follows)
+                return reply
+
+    def head(self) -> tuple[int, str, dict[str, str], bool]:
+        """The next reply's status, reason, headers (lower-case names) and whether the
+        server closes the connection after it; the body is left in the buffer."""
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            if len(self.buf) > MAX_HEAD:
+                raise ConnectionError(f"a reply head over {MAX_HEAD} bytes")
+            self._fill()
+        status_line, *lines = self._take(end + 4)[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise ConnectionError(f"not an HTTP/1.x reply: {status_line[:80]!r}")
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        will_close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        return int(code), reason, headers, will_close
+
+    def _reply(self) -> tuple[int, str, bytes, bool]:
+        status, reason, headers, will_close = self.head()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._chunked()
+        elif "content-length" in headers:
+            length = headers["content-length"]
+            if not length.isdigit():
+                raise ConnectionError(f"a bad Content-Length in the reply: {length[:40]!r}")
+            body = self._take(int(length))
+        elif status in (204, 304) or status < 200:
+            body = b""
+        else:  # delimited by the end of the connection
+            while True:
+                try:
+                    self._fill()
+                except ConnectionError:
+                    break
+            body, will_close = bytes(self.buf), True
+            self.buf.clear()
+        return status, reason, body, will_close
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            text = self._line().split(b";")[0].strip()
+            if not text or any(c not in b"0123456789abcdefABCDEF" for c in text):
+                raise ConnectionError(f"a bad chunk size in the reply: {text[:40]!r}")
+            size = int(text, 16)
+            if size == 0:
+                while self._line():  # trailers, up to the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self._take(size))
+            self._take(2)
 
 
 class BlockingHTTP:
@@ -119,10 +217,16 @@ class BlockingHTTP:
         self.port = parts.port or (443 if self.tls else 80)
         self.timeout = timeout
         self.prefix = parts.path.rstrip("/")
-        self.headers = {
-            "Authorization": f"Bearer {token}",
-            PROTOCOL_HEADER: str(PROTOCOL_VERSION),
-        }
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        default_port = 443 if self.tls else 80
+        self.host_line = f"Host: {host}" + (f":{self.port}" if self.port != default_port else "")
+        if any(c in token for c in "\r\n\0"):
+            raise BadRequest("an API token cannot contain line breaks or NUL")
+        self.header_lines = (
+            f"Authorization: Bearer {token}",
+            f"{PROTOCOL_HEADER}: {PROTOCOL_VERSION}",
+            "Accept-Encoding: identity",
+        )
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
 
@@ -133,10 +237,9 @@ class BlockingHTTP:
             if conn is None:
                 return _Conn(self.host, self.port, timeout, self.tls)
             if conn.stale():
-                conn.http.close()
+                conn.close()
                 continue
-            assert conn.http.sock is not None
-            conn.http.sock.settimeout(timeout)
+            conn.sock.settimeout(timeout)
             return conn
 
     def _release(self, conn: _Conn) -> None:
@@ -145,78 +248,61 @@ class BlockingHTTP:
             if len(self._idle) < KEEP:
                 self._idle.append(conn)
                 return
-        conn.http.close()
+        conn.close()
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        data: bytes | None,
-        headers: dict[str, str],
-        timeout: float,
-        retry: bool,
-    ) -> tuple[_Conn, http.client.HTTPResponse]:
-        """Send one request and read the response head; the body is the caller's to read."""
-        for attempt in (1, 2):
-            conn: _Conn | None = None
-            try:
-                conn = self._acquire(timeout)
-                reused = conn.used > 0
-                conn.http.request(method, self.prefix + path, body=data, headers=headers)
-                return conn, conn.http.getresponse()
-            except (http.client.HTTPException, OSError) as exc:
-                if conn is not None:
-                    conn.http.close()
-                if attempt == 1 and retry and conn is not None and reused:
-                    continue  # the server closed a kept-alive connection: once more, anew
-                raise self._unavailable(exc) from exc
-            except BaseException:  # interrupted mid-request: the connection is unusable
-                if conn is not None:
-                    conn.http.close()
-                raise
-        raise AssertionError("unreachable")
-
-    def _finish(self, conn: _Conn, resp: http.client.HTTPResponse) -> None:
-        """Keep ``conn`` for reuse if its response was read to the end, else close it."""
-        conn.used += 1
-        if resp.isclosed() and not resp.will_close:
-            self._release(conn)
-        else:
-            conn.http.close()
-
-    def _unavailable(self, exc: BaseException) -> Unavailable:
-        return Unavailable(
-            f"cannot reach the peer's local API at {self.url}: "
-            f"{str(exc) or type(exc).__name__}; is the peer running?"
-        )
+    def _encode(self, method: str, path: str, data: bytes | None) -> bytes:
+        if not _TOKEN.fullmatch(method) or not _PATH.fullmatch(path):
+            # (a task id from untrusted input must not smuggle a second request in)
+            raise BadRequest(f"not a valid request line: {method!r} {path!r}")
+        head = [f"{method} {self.prefix}{path} HTTP/1.1", self.host_line, *self.header_lines]
+        if data is not None:
+            head.append("Content-Type: application/json")
+        if data is not None or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Length: {len(data or b'')}")
+        encoded = ("\r\n".join(head) + "\r\n\r\n").encode("ascii")
+        return encoded + data if data else encoded
 
     def request(
         self, method: str, path: str, body: Any = None, timeout: float | None = None
     ) -> Any:
         """Send one request; the decoded JSON reply, or the error it stands for."""
         data = None if body is None else json.dumps(body).encode()
-        headers = self.headers if data is None else {**self.headers, **_JSON}
-        conn, resp = self._send(
-            method, path, data, headers, timeout or self.timeout, method == "GET"
-        )
-        try:
-            raw = resp.read()
-        except (http.client.HTTPException, OSError) as exc:
-            conn.http.close()
-            raise self._unavailable(exc) from exc
-        except BaseException:
-            conn.http.close()
-            raise
-        self._finish(conn, resp)
-        if resp.status >= 400:
-            raise error_from(resp.status, resp.reason, raw.decode(errors="replace"))
-        try:
-            return json.loads(raw)
-        except ValueError as exc:  # as AsyncClient: an unexpected reply is Unavailable
-            raise Unavailable(
-                f"cannot reach the peer's local API at {self.url}: the reply is not "
-                f"JSON ({exc}); is the peer running?"
-            ) from exc
+        message = self._encode(method, path, data)
+        for attempt in (1, 2):
+            conn: _Conn | None = None
+            try:
+                conn = self._acquire(timeout or self.timeout)
+                reused = conn.used > 0
+                status, reason, raw, will_close = conn.exchange(message)
+            except OSError as exc:
+                if conn is not None:
+                    conn.close()
+                closed = conn is not None and reused and not isinstance(exc, TimeoutError)
+                if attempt == 1 and method == "GET" and closed:
+                    continue  # the server closed a kept-alive connection: once more, anew
+                raise Unavailable(
+                    f"cannot reach the peer's local API at {self.url}: "
+                    f"{str(exc) or type(exc).__name__}; is the peer running?"
+                ) from exc
+            except BaseException:  # interrupted mid-request: the connection is unusable
+                if conn is not None:
+                    conn.close()
+                raise
+            conn.used += 1
+            if will_close:
+                conn.close()
+            else:
+                self._release(conn)
+            if status >= 400:
+                raise error_from(status, reason, raw.decode(errors="replace"))
+            try:
+                return json.loads(raw)
+            except ValueError as exc:  # as AsyncClient: an unexpected reply is Unavailable
+                raise Unavailable(
+                    f"cannot reach the peer's local API at {self.url}: the reply is not "
+                    f"JSON ({exc}); is the peer running?"
+                ) from exc
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def stream(
@@ -226,36 +312,62 @@ class BlockingHTTP:
         body: Any = None,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> Iterator[tuple[http.client.HTTPResponse, socket.socket | None]]:
-        """A response whose body the caller reads, and its socket (``None`` once the
-        response owns it: a server that closes after this reply); an error status raises
-        as :meth:`request` does. ``body`` is sent as JSON; ``idempotent`` lets a request
-        other than a GET be sent again on a fresh connection if a kept-alive one turns
-        out closed. ``timeout`` bounds each wait for bytes, not the whole transfer. The
-        connection is kept for reuse only if the response was closed (read to its end,
-        or closed by the caller after reading the body from the socket itself); errors
-        while reading it are the caller's."""
+    ) -> Iterator[Reply]:
+        """A reply whose body the caller reads in pieces (:class:`~peeros.client_body.Reply`);
+        an error status raises as :meth:`request` does. ``body`` is sent as JSON;
+        ``idempotent`` lets a request other than a GET be sent again on a fresh connection
+        if a kept-alive one turns out closed. ``timeout`` bounds each wait for bytes, not
+        the whole transfer. The connection is kept for the next request only if the body
+        was read to its end; errors while reading it are the caller's."""
         data = None if body is None else json.dumps(body).encode()
-        headers = self.headers if data is None else {**self.headers, **_JSON}
-        conn, resp = self._send(
-            method, path, data, headers, timeout or self.timeout, idempotent or method == "GET"
-        )
+        message = self._encode(method, path, data)
+        retry = idempotent or method == "GET"
+        for attempt in (1, 2):
+            conn: _Conn | None = None
+            try:
+                conn = self._acquire(timeout or self.timeout)
+                reused = conn.used > 0
+                conn.sock.sendall(message)
+                while (head := conn.head())[0] < 200:  # (1xx replies are interim)
+                    pass
+                reply = Reply(conn, *head)
+                break
+            except OSError as exc:
+                if conn is not None:
+                    conn.close()
+                closed = conn is not None and reused and not isinstance(exc, TimeoutError)
+                if attempt == 1 and retry and closed:
+                    continue  # the server closed a kept-alive connection: once more, anew
+                raise self._unavailable(exc) from exc
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+        else:
+            raise AssertionError("unreachable")
         try:
-            if resp.status >= 400:
+            if reply.status >= 400:
                 try:
-                    raw = resp.read()
-                except (http.client.HTTPException, OSError) as exc:
+                    raw = reply.drain(MAX_HEAD)
+                except OSError as exc:
                     raise self._unavailable(exc) from exc
-                raise error_from(resp.status, resp.reason, raw.decode(errors="replace"))
-            yield resp, conn.http.sock
+                raise error_from(reply.status, reply.reason, raw.decode(errors="replace"))
+            yield reply
         finally:
-            self._finish(conn, resp)
+            conn.used += 1
+            if reply.done and not reply.will_close:
+                self._release(conn)
+            else:
+                conn.close()
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"cannot reach the peer's local API at {self.url}: "
+            f"{str(exc) or type(exc).__name__}; is the peer running?"
+        )
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
-            conn.http.close()
-
-
-_JSON = {"Content-Type": "application/json"}
+            conn.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from peeros.client_http import BlockingHTTP
-from peeros.errors import NotFound, PeerOSError, Unauthorized, Unavailable
+from peeros.errors import BadRequest, NotFound, PeerOSError, Unauthorized, Unavailable
 from tests.conftest import wait_until
 
 
@@ -155,3 +157,136 @@ def test_threads_share_the_client_safely(server: Server) -> None:
     assert errors == []
     assert len(server.requests) == 120
     assert server.connections <= 6
+
+
+# --- the wire format, against a raw socket server ------------------------------------
+
+#: Offset of ``tcpi_data_segs_in`` in Linux's ``struct tcp_info`` (since 4.6).
+_DATA_SEGS_IN = 152
+
+
+class RawServer:
+    """Answers each request with the next canned reply; counts the data segments that
+    carried the requests, as the kernel saw them."""
+
+    def __init__(self, replies: list[bytes]) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.replies = replies
+        self.requests: list[bytes] = []
+        self.segments: list[int] = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            buf = b""
+            for reply in self.replies:
+                while b"\r\n\r\n" not in buf:
+                    buf += conn.recv(65536)
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + buf[:length])
+                buf = buf[length:]
+                info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+                self.segments.append(struct.unpack_from("I", info, _DATA_SEGS_IN)[0])
+                conn.sendall(reply)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def _json_reply(body: bytes, extra: str = "") -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_each_request_leaves_in_one_segment_headers_and_body_together() -> None:
+    # With TCP_NODELAY, headers and body sent apart are two segments: the server wakes
+    # and reads twice per request. Sent together, each request is one data segment.
+    server = RawServer([_json_reply(b'{"n": %d}' % i) for i in range(3)])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        for i in range(3):
+            assert http.request("POST", "/v1/tasks", {"task": "x" * 200, "i": i}) == {"n": i}
+        assert server.segments == [1, 2, 3]
+        first = server.requests[0]
+        assert first.startswith(b"POST /v1/tasks HTTP/1.1\r\n")
+        assert b"\r\nAuthorization: Bearer secret\r\n" in first
+        assert b"\r\nContent-Type: application/json\r\n" in first
+        assert json.loads(first.partition(b"\r\n\r\n")[2]) == {"task": "x" * 200, "i": 0}
+    finally:
+        http.close()
+        server.close()
+
+
+def test_chunked_and_connection_delimited_replies_are_read_whole() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4\r\n{"a"\r\n5;ext=1\r\n: [1,\r\n4\r\n 2]}\r\n0\r\nX-Trailer: y\r\n\r\n'
+    )
+    until_close = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"b": true}'
+    server = RawServer([chunked, _json_reply(b'{"c": 3}'), until_close])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        assert http.request("GET", "/one") == {"a": [1, 2]}
+        assert http.request("GET", "/two") == {"c": 3}  # the same connection, in step
+        assert len(server.requests) == 2
+        assert http.request("GET", "/three") == {"b": True}
+        assert len(server.requests) == 3
+    finally:
+        http.close()
+        server.close()
+
+
+def test_a_reply_that_is_not_http_is_unavailable_and_a_bad_token_is_refused() -> None:
+    server = RawServer([b"SSH-2.0-OpenSSH\r\n\r\n"])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        with pytest.raises(Unavailable, match=r"not an HTTP/1\.x reply"):
+            http.request("POST", "/v1/tasks", {"n": 1})
+    finally:
+        http.close()
+        server.close()
+    with pytest.raises(BadRequest, match="line breaks"):
+        BlockingHTTP("http://127.0.0.1:1", "secret\r\nX-Evil: 1", 5.0)
+
+
+def test_a_path_cannot_smuggle_a_second_request_and_nothing_is_sent() -> None:
+    server = RawServer([_json_reply(b"{}")])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        evil = "/v1/tasks/x HTTP/1.1\r\nHost: a\r\n\r\nPOST /v1/sched?"
+        for method, path in (("GET", evil), ("GET", "/v1/tasks/a b"), ("GET\r\n", "/x")):
+            with pytest.raises(BadRequest, match="not a valid request line"):
+                http.request(method, path)
+        assert http.request("GET", "/v1/status") == {}  # the first bytes the server saw
+        assert server.requests[0].startswith(b"GET /v1/status HTTP/1.1\r\n")
+    finally:
+        http.close()
+        server.close()
+
+
+def test_interim_replies_are_skipped_and_bad_lengths_are_unavailable() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" + _json_reply(b'{"ok": 1}')
+    bad_length = b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n{}"
+    server = RawServer([interim, bad_length])
+    http = BlockingHTTP(server.url, "secret", 5.0)
+    try:
+        assert http.request("POST", "/a", {"n": 1}) == {"ok": 1}
+        with pytest.raises(Unavailable, match="bad Content-Length"):
+            http.request("POST", "/b", {"n": 2})
+    finally:
+        http.close()
+        server.close()

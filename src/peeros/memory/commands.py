@@ -23,22 +23,37 @@ sends the reply and closes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from peeros import __version__
 from peeros.memory.kv import (
     INT64_MAX,
     MISSING,
     IntegerOverflow,
-    JSONValue,
     KeyNotFound,
     KVStore,
     MemoryStoreError,
     WrongType,
     compile_glob,
+)
+from peeros.memory.replies import (
+    CONFIG,
+    NOAUTH,
+    NOAUTH_HELLO,
+    NOPROTO,
+    NOT_INT,
+    OVERFLOW,
+    REDIS_VERSION,
+    SYNTAX,
+    WRONGPASS,
+    Session,
+    from_resp,
+    to_resp,
+    unknown_command,
+    unknown_subcommand,
+    value_reply,
+    wrong_arity,
 )
 from peeros.memory.resp import (
     EMPTY_ARRAY,
@@ -54,77 +69,6 @@ from peeros.memory.resp import (
 from peeros.memory.resp3 import hello_reply, to_resp3
 
 __all__ = ["REDIS_VERSION", "CommandProcessor", "Session", "from_resp", "to_resp"]
-
-REDIS_VERSION = "7.0.0"
-
-_NOAUTH = error("NOAUTH Authentication required.")
-_WRONGPASS = error("WRONGPASS invalid username-password pair or user is disabled.")
-_SYNTAX = error("ERR syntax error")
-_NOT_INT = error("ERR value is not an integer or out of range")
-_OVERFLOW = error("ERR increment or decrement would overflow")
-_NOPROTO = error("NOPROTO sorry, this protocol version is not supported.")
-_NOAUTH_HELLO = error(
-    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
-    "select the RESP protocol version at the same time"
-)
-# What redis-benchmark and redis-cli ask for at start-up (CONFIG GET save / appendonly).
-_CONFIG = {"save": "", "appendonly": "no", "databases": "1", "maxmemory": "0"}
-
-
-@dataclass(slots=True)
-class Session:
-    """Per-connection state; the server keeps one per client."""
-
-    authenticated: bool = False
-    db: int = 0
-    closing: bool = False  # QUIT was received: reply, then close
-    protocol: int = 2  # 3 after HELLO 3
-
-
-def from_resp(raw: bytes) -> str:
-    """Bytes from a client to the store's str (UTF-8, surrogateescape)."""
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def to_resp(text: str) -> bytes:
-    """Inverse of ``from_resp``; other lone surrogates (from JSON) are passed as-is."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
-
-
-def _value(value: JSONValue) -> bytes:
-    if type(value) is not str:
-        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return bulk(to_resp(value))
-
-
-def _cstr(raw: bytes, limit: int) -> bytes:
-    """What C's ``%.*s`` prints: up to a NUL, at most ``limit`` bytes."""
-    return raw.split(b"\0", 1)[0][:limit]
-
-
-def _unknown_command(args: list[bytes]) -> bytes:
-    tail = b""
-    for arg in args[1:]:
-        if len(tail) >= 128:
-            break
-        tail += b"'" + _cstr(arg, 128 - len(tail)) + b"' "
-    name = _cstr(args[0], 128)
-    return error(b"ERR unknown command '" + name + b"', with args beginning with: " + tail)
-
-
-def _unknown_subcommand(args: list[bytes]) -> bytes:
-    return error(
-        b"ERR unknown subcommand '" + _cstr(args[1], 128) + b"'. Try " + args[0].upper() + b" HELP."
-    )
-
-
-def _arity(name: str) -> bytes:
-    return error(f"ERR wrong number of arguments for '{name}' command")
-
 
 _Handler = Callable[["Session", list[bytes]], bytes]
 
@@ -183,20 +127,20 @@ class CommandProcessor:
         name = args[0].lower()
         entry = self._table.get(name)
         if entry is None:
-            return _unknown_command(args)
+            return unknown_command(args)
         handler, arity, no_auth = entry
         if (len(args) != arity) if arity > 0 else (len(args) < -arity):
-            return _arity(name.decode())
+            return wrong_arity(name.decode())
         if not (session.authenticated or no_auth):
-            return _NOAUTH
+            return NOAUTH
         self.commands_processed += 1
         try:
             reply = handler(session, args)
             return to_resp3(reply) if session.protocol == 3 else reply
         except WrongType:
-            return _NOT_INT
+            return NOT_INT
         except IntegerOverflow:
-            return _OVERFLOW
+            return OVERFLOW
         except MemoryStoreError as exc:  # quota (message starts "quota exceeded: "), key
             return error(f"ERR {exc}")
 
@@ -204,9 +148,9 @@ class CommandProcessor:
 
     def _auth(self, session: Session, args: list[bytes]) -> bytes:
         if len(args) > 3:
-            return _SYNTAX
+            return SYNTAX
         if (len(args) == 3 and args[1] != b"default") or not self._check_token(args[-1]):
-            return _WRONGPASS
+            return WRONGPASS
         session.authenticated = True
         return OK
 
@@ -218,7 +162,7 @@ class CommandProcessor:
             if parsed is None:
                 return error("ERR Protocol version is not an integer or out of range")
             if parsed not in (2, 3):
-                return _NOPROTO
+                return NOPROTO
             protocol = parsed
         i = 2
         authenticated = session.authenticated
@@ -226,7 +170,7 @@ class CommandProcessor:
             option = args[i].lower()
             if option == b"auth" and i + 2 < len(args):
                 if args[i + 1] != b"default" or not self._check_token(args[i + 2]):
-                    return _WRONGPASS
+                    return WRONGPASS
                 authenticated = True
                 i += 3
             elif option == b"setname" and i + 1 < len(args):
@@ -234,7 +178,7 @@ class CommandProcessor:
             else:
                 return error(f"ERR Syntax error in HELLO option '{from_resp(args[i])}'")
         if not authenticated:
-            return _NOAUTH_HELLO
+            return NOAUTH_HELLO
         session.authenticated = True
         session.protocol = protocol
         return hello_reply(protocol, id(session) & 0xFFFF)
@@ -245,7 +189,7 @@ class CommandProcessor:
 
     def _ping(self, session: Session, args: list[bytes]) -> bytes:
         if len(args) > 2:
-            return _arity("ping")
+            return wrong_arity("ping")
         return PONG if len(args) == 1 else bulk(args[1])
 
     def _select(self, session: Session, args: list[bytes]) -> bytes:
@@ -261,7 +205,7 @@ class CommandProcessor:
 
     def _get(self, session: Session, args: list[bytes]) -> bytes:
         value = self._store.get_or(from_resp(args[1]), MISSING)
-        return NULL_BULK if value is MISSING else _value(value)
+        return NULL_BULK if value is MISSING else value_reply(value)
 
     def _set(self, session: Session, args: list[bytes]) -> bytes:
         nx = xx = get = keep_ttl = False
@@ -283,13 +227,13 @@ class CommandProcessor:
                 unit, amount = option, args[i + 1]
                 i += 1
             else:
-                return _SYNTAX
+                return SYNTAX
             i += 1
         ttl: float | None = None
         if unit is not None:
             number = parse_integer(amount)
             if number is None:
-                return _NOT_INT
+                return NOT_INT
             if number <= 0 or (unit == b"EX" and number > INT64_MAX // 1000):
                 return error("ERR invalid expire time in 'set' command")
             ttl = number if unit == b"EX" else number / 1000
@@ -298,14 +242,14 @@ class CommandProcessor:
             key, value, owner=self._owner, ttl=ttl, nx=nx, xx=xx, keep_ttl=keep_ttl
         )
         if get:
-            return NULL_BULK if old is MISSING else _value(old)
+            return NULL_BULK if old is MISSING else value_reply(old)
         return OK if done else NULL_BULK
 
     def _incr(self, session: Session, args: list[bytes]) -> bytes:
         name = args[0].lower()
         delta = 1 if len(args) == 2 else parse_integer(args[2])
         if delta is None:
-            return _NOT_INT
+            return NOT_INT
         if name.startswith(b"decr"):
             if delta == -INT64_MAX - 1:
                 return error("ERR decrement would overflow")
@@ -314,12 +258,12 @@ class CommandProcessor:
 
     def _mget(self, session: Session, args: list[bytes]) -> bytes:
         values = self._store.mget([from_resp(k) for k in args[1:]], MISSING)
-        replies = [NULL_BULK if v is MISSING else _value(v) for v in values]
+        replies = [NULL_BULK if v is MISSING else value_reply(v) for v in values]
         return b"*%d\r\n" % len(replies) + b"".join(replies)
 
     def _mset(self, session: Session, args: list[bytes]) -> bytes:
         if len(args) % 2 == 0:
-            return _arity("mset")
+            return wrong_arity("mset")
         pairs = {from_resp(args[i]): from_resp(args[i + 1]) for i in range(1, len(args), 2)}
         self._store.mset(pairs, self._owner)
         return OK
@@ -341,7 +285,7 @@ class CommandProcessor:
             return error(b"ERR Unsupported option " + args[3])
         number = parse_integer(args[2])
         if number is None:
-            return _NOT_INT
+            return NOT_INT
         if name == "expire" and abs(number) > INT64_MAX // 1000:
             return error(f"ERR invalid expire time in '{name}' command")
         seconds = number if name == "expire" else number / 1000
@@ -359,7 +303,7 @@ class CommandProcessor:
 
     def _flush(self, session: Session, args: list[bytes]) -> bytes:
         if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
-            return _SYNTAX
+            return SYNTAX
         self._store.flush()
         return OK
 
@@ -408,15 +352,15 @@ class CommandProcessor:
             return array(sorted(self._table))
         if sub == b"info":
             return array([None] * (len(args) - 2))
-        return _unknown_subcommand(args)
+        return unknown_subcommand(args)
 
     def _config(self, session: Session, args: list[bytes]) -> bytes:
         if args[1].lower() != b"get":
-            return _unknown_subcommand(args)
+            return unknown_subcommand(args)
         if len(args) < 3:
-            return _arity("config|get")
+            return wrong_arity("config|get")
         reply: list[bytes] = []
-        for name, value in _CONFIG.items():
+        for name, value in CONFIG.items():
             if any(compile_glob(p.decode("latin-1").lower()).fullmatch(name) for p in args[2:]):
                 reply += [name.encode(), value.encode()]
         return array(reply)

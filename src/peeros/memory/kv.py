@@ -30,13 +30,23 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from peeros.memory.glob import compile_glob
+from peeros.memory.kvcodec import (
+    DEFAULT_MAX_VALUE_BYTES,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_KEY_BYTES,
+    as_int64,
+    check_quota,
+    check_ttl,
+    encode_value,
+    key_bytes,
+)
 from peeros.memory.kvtypes import (
     MISSING,
     IntegerOverflow,
@@ -57,6 +67,10 @@ from peeros.memory.kvtypes import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_KEY_BYTES",
     "MISSING",
     "IntegerOverflow",
     "InvalidArgument",
@@ -77,28 +91,6 @@ __all__ = [
 ]
 
 D = TypeVar("D")
-
-MAX_KEY_BYTES: Final = 1024
-DEFAULT_MAX_VALUE_BYTES: Final = 64 * 1024 * 1024
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
-_SCALARS: Final = frozenset({type(None), bool, int, float, str})
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_REDIS_INT = re.compile(r"-?[1-9][0-9]{0,18}|0")  # Redis string2ll: no '+', no leading 0
-
-
-def _key_bytes(key: object) -> int:
-    if not isinstance(key, str) or not key:
-        raise InvalidKey(f"key must be a non-empty str, got {key!r}")
-    n = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
-    if n > MAX_KEY_BYTES:
-        raise InvalidKey(f"key {key[:32]!r}... is {n} bytes, more than {MAX_KEY_BYTES}")
-    return n
-
-
-def _check_ttl(ttl: float) -> None:
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
-        raise InvalidArgument(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
 
 
 class KVStore:
@@ -172,10 +164,10 @@ class KVStore:
         if nx and xx:
             raise InvalidArgument("NX and XX are mutually exclusive")
         if ttl is not None:
-            _check_ttl(ttl)
+            check_ttl(ttl)
             if keep_ttl:
                 raise InvalidArgument("ttl and keep_ttl are mutually exclusive")
-        stored, text, size = self._encode(key, value)
+        stored, text, size = encode_value(key, value, self._max_value_bytes)
         with self._lock:
             now = self._clock()
             self._purge_locked(now)
@@ -192,7 +184,10 @@ class KVStore:
 
     def mset(self, mapping: Mapping[str, JSONValue], owner: str) -> None:
         """Set every pair (clearing TTLs, as Redis MSET), or none if a quota refuses."""
-        encoded = [(key, *self._encode(key, value)) for key, value in mapping.items()]
+        encoded = [
+            (key, *encode_value(key, value, self._max_value_bytes))
+            for key, value in mapping.items()
+        ]
         with self._lock:
             self._purge_locked(self._clock())
             olds = [self._data.get(key) for key, *_ in encoded]
@@ -210,19 +205,19 @@ class KVStore:
         The value may be an int or a str in Redis integer syntax ("42", "-7"); the
         result is stored as an int, keeping the key's TTL. Bools are not integers.
         """
-        key_bytes = _key_bytes(key)
+        kbytes = key_bytes(key)
         if type(delta) is not int or not INT64_MIN <= delta <= INT64_MAX:
             raise InvalidArgument(f"delta must be a signed 64-bit int, got {delta!r}")
         with self._lock:
             self._purge_locked(self._clock())
             old = self._data.get(key)
-            current = 0 if old is None else _as_int64(old)
+            current = 0 if old is None else as_int64(old)
             if current is None:
                 raise WrongType(f"value of key {key!r} is not an integer or out of range")
             result = current + delta
             if not INT64_MIN <= result <= INT64_MAX:
                 raise IntegerOverflow(f"increment or decrement would overflow key {key!r}")
-            size = len(str(result)) + key_bytes
+            size = len(str(result)) + kbytes
             self._check_quota(owner, key, [(old, size)])
             expires_at = old.expires_at if old is not None else None
             self._put_locked(key, _Entry(result, None, owner, size, expires_at), old)
@@ -351,46 +346,10 @@ class KVStore:
 
     # -- internals (callers hold the lock where the name says so) -----------------
 
-    def _encode(self, key: str, value: JSONValue) -> tuple[JSONValue, str | None, int]:
-        key_bytes = _key_bytes(key)
-        try:
-            text = _JSON.encode(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidValue(f"value of key {key!r} is not JSON: {exc}") from None
-        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-        if size > self._max_value_bytes:
-            raise ValueTooLarge(
-                f"quota exceeded: value of key {key!r} is {size} bytes, "
-                f"max_value_bytes is {self._max_value_bytes}"
-            )
-        if type(value) in _SCALARS:
-            return value, None, size + key_bytes
-        if isinstance(value, list | dict | tuple):
-            return None, text, size + key_bytes
-        return json.loads(text), None, size + key_bytes  # int/str/float subclasses
-
     def _check_quota(self, owner: str, key: str, writes: list[tuple[_Entry | None, int]]) -> None:
-        add_keys = add_bytes = 0
-        for old, size in writes:
-            if old is not None and old.owner == owner:
-                add_bytes += size - old.size
-            else:
-                add_keys += 1
-                add_bytes += size
         quota = self._quotas.get(owner, self._default_quota)
-        keys_used, bytes_used = self._usage.get(owner, (0, 0))
-        what = f"writing {key!r}" if len(writes) == 1 else f"writing {len(writes)} keys"
-        if add_keys > 0 and quota.max_keys is not None and keys_used + add_keys > quota.max_keys:
-            raise QuotaExceeded(
-                f"quota exceeded: owner {owner!r} may hold {quota.max_keys} keys, "
-                f"holds {keys_used}, {what} adds {add_keys}"
-            )
-        limit = quota.max_bytes
-        if add_bytes > 0 and limit is not None and bytes_used + add_bytes > limit:
-            raise QuotaExceeded(
-                f"quota exceeded: owner {owner!r} may use {limit} bytes, "
-                f"uses {bytes_used}, {what} adds {add_bytes}"
-            )
+        used = self._usage.get(owner, (0, 0))
+        check_quota(quota, (used[0], used[1]), owner, key, writes)
 
     def _put_locked(self, key: str, entry: _Entry, old: _Entry | None) -> None:
         if old is not None:
@@ -438,13 +397,3 @@ class KVStore:
                 removed += 1
         self._expired += removed
         return removed
-
-
-def _as_int64(entry: _Entry) -> int | None:
-    value = entry.value
-    if type(value) is int:
-        return value if INT64_MIN <= value <= INT64_MAX else None
-    if type(value) is str and _REDIS_INT.fullmatch(value):
-        number = int(value)
-        return number if INT64_MIN <= number <= INT64_MAX else None
-    return None

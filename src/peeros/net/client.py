@@ -99,14 +99,25 @@ class ClusterClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5.0))
         self._session: aiohttp.ClientSession | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a request may take, unless the call says otherwise."""
+        return self._timeout.total
+
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled mutual-TLS session (opened on first use)."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=256),
-                timeout=self._timeout,
-                headers={PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
-            )
+            self._session = self.new_session()
         return self._session
+
+    def new_session(self, limit: int = 256) -> aiohttp.ClientSession:
+        """A session with this client's TLS identity, timeouts and headers (the caller
+        closes it); the client's own pooled session is :meth:`session`."""
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self._ssl, limit=limit),
+            timeout=self._timeout,
+            headers={PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
+        )
 
     async def request(
         self,
@@ -124,7 +135,7 @@ class ClusterClient:
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         try:
-            async with self._get_session().request(method, url, **kwargs) as resp:
+            async with self.session().request(method, url, **kwargs) as resp:
                 await raise_for_error(resp)
                 data = await resp.json()
         except PeerOSError:
@@ -144,7 +155,7 @@ class ClusterClient:
             total=None, sock_connect=self._timeout.sock_connect, sock_read=idle_timeout
         )
         url = f"https://{address}{path}"
-        return open_stream(self._get_session(), method, url, address, timeout=timeout, **kwargs)
+        return open_stream(self.session(), method, url, address, timeout=timeout, **kwargs)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -4,6 +4,8 @@ gathers the answers and acts on them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from peeros.kernel.processes import kill_set, tree
@@ -33,7 +35,7 @@ class ClusterKernel:
         return {"peer_id": self.node.peer_id, "edges": edges}
 
     async def processes(self) -> dict[str, Any]:
-        answers, unreachable = await self.node.gather("/v1/proc/local", self.local_processes)
+        answers, unreachable = await self._gather("/v1/proc/local", self.local_processes)
         procs = [p for a in answers for p in a["processes"]]
         return {"processes": procs, "tree": tree(procs), "unreachable": unreachable}
 
@@ -57,7 +59,7 @@ class ClusterKernel:
         return {"killed": killed, "unreachable": view["unreachable"]}
 
     async def deadlock(self) -> dict[str, Any]:
-        answers, unreachable = await self.node.gather("/v1/kernel/edges", self.local_edges)
+        answers, unreachable = await self._gather("/v1/kernel/edges", self.local_edges)
         edges = [e for a in answers for e in a["edges"]]
         report = (
             check({"edges": [[w, h] for w, h, _label in edges]})
@@ -65,3 +67,28 @@ class ClusterKernel:
             else {"deadlocked": [], "cycles": []}
         )
         return {**report, "edges": edges, "unreachable": unreachable}
+
+    async def _gather(self, path: str, local: Callable[[], Any]) -> tuple[list[Any], list[str]]:
+        """``GET path`` on every live peer (this one answers with ``local()``).
+
+        Returns the answers and the peers that could not be reached."""
+        answers = [local()]
+        unreachable: list[str] = []
+        if self.node.membership is None:
+            return answers, unreachable
+        others = [
+            p for p in (await self.node.peers()).peers if p.alive and p.peer_id != self.node.peer_id
+        ]
+        client = self.node.client
+        assert client is not None
+
+        async def one(address: str) -> Any:
+            return await client.request(address, "GET", path, timeout=5)
+
+        results = await asyncio.gather(*(one(p.address) for p in others), return_exceptions=True)
+        for peer, result in zip(others, results, strict=True):
+            if isinstance(result, BaseException):
+                unreachable.append(peer.peer_id)
+            else:
+                answers.append(result)
+        return answers, unreachable

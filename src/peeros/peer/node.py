@@ -18,10 +18,7 @@ import contextlib
 import hmac
 import logging
 import os
-import secrets
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -40,14 +37,15 @@ from peeros.db import PeerDB
 from peeros.errors import BadRequest, NotFound, Unavailable
 from peeros.files.local import LocalFiles
 from peeros.files.owned_store import OwnedStore
-from peeros.fsutil import write_json, write_private
+from peeros.fsutil import write_json
 from peeros.memory.commands import CommandProcessor
 from peeros.memory.kv import KVStore
 from peeros.memory.resp_server import serve_resp
 from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
-from peeros.net.server import bearer_auth, cluster_auth, make_app, start_site
-from peeros.peer import files_api, files_batch, kernel_api, local_api, owned_api, routes
+from peeros.net.link import LinkClient, LinkServer
+from peeros.net.server import start_site
+from peeros.peer.apps import MAX_TASK_BODY, build_apps, load_or_create_api_token
 from peeros.peer.cluster_kernel import ClusterKernel
 from peeros.peer.enroll import enroll
 from peeros.peer.ipc_service import IpcService
@@ -72,25 +70,12 @@ from peeros.protocol import (
     SchedState,
 )
 from peeros.security import identity, pki
-from peeros.share import api as share_api
 from peeros.share.peer import SharePeer
 
 log = logging.getLogger(__name__)
 
 API_INFO = "api.json"
-API_TOKEN = "api.token"
 DB_FILE = "peer.db"
-#: Task bodies (batches, pickled callables) may be large; JSON control bodies are not.
-MAX_TASK_BODY = 64 << 20
-
-
-def load_or_create_api_token(data_dir: Path) -> str:
-    path = data_dir / API_TOKEN
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    write_private(path, (token + "\n").encode())
-    return token
 
 
 class PeerNode:
@@ -107,6 +92,8 @@ class PeerNode:
         self.api_url = ""
         self.membership: Membership | None = None
         self.client: ClusterClient | None = None
+        self.links: LinkClient | None = None
+        self.link_server = LinkServer({"execute": self._execute_call})
         max_workers = settings.max_workers or 4 * settings.slots + 4
         self.pool = WorkerPool(
             SandboxConfig(
@@ -217,29 +204,32 @@ class PeerNode:
             policy=self.scheduler.policy_name,
             resp_address=self.resp_address,
             memory_keys=self.store.dbsize(),
+            links_open=self.links.open_links() if self.links else 0,
+            link_calls_served=self.link_server.calls_served,
         )
 
     async def _place(self, count: int, exclude: list[str]) -> list[Placement]:
-        assert self.client is not None and self.settings.tracker
+        assert self.links is not None and self.settings.tracker
         req = PlacementRequest(count=count, exclude=exclude)
-        got: Placements = await self.client.request(
-            self.settings.tracker, "POST", "/v1/placement", req, Placements
-        )
+        got = await self.links.call(self.settings.tracker, "placement", req, Placements, None)
         return got.placements
 
     async def _remote_execute(
         self, address: str, req: ExecuteRequest, timeout: float
     ) -> ExecuteResponse:
-        assert self.client is not None
+        assert self.links is not None
         try:
-            resp: ExecuteResponse = await self.client.request(
-                address, "POST", "/v1/execute", req, ExecuteResponse, timeout=timeout
-            )
+            resp = await self.links.call(address, "execute", req, ExecuteResponse, timeout)
         except Unavailable:
             if self.placer is not None:
                 self.placer.forget(address)
             raise
         return resp
+
+    async def _execute_call(self, origin: str, body: Any) -> ExecuteResponse:
+        """``execute`` over a link (the HTTP route is ``routes.execute``)."""
+        req = ExecuteRequest.model_validate(body)
+        return ExecuteResponse(results=await self.executor.execute(origin, req.tasks))
 
     async def _remote_cancel(self, address: str, task_id: str) -> None:
         assert self.client is not None
@@ -289,28 +279,6 @@ class PeerNode:
         assert self.client is not None
         await self.client.request(address, "POST", "/v1/proc/collect", PidRequest(pid=pid))
 
-    async def gather(self, path: str, local: Callable[[], Any]) -> tuple[list[Any], list[str]]:
-        """``GET path`` on every live peer (this one answers with ``local()``).
-
-        Returns the answers and the peers that could not be reached."""
-        answers = [local()]
-        unreachable: list[str] = []
-        if self.membership is None:
-            return answers, unreachable
-        others = [p for p in (await self.peers()).peers if p.alive and p.peer_id != self.peer_id]
-        assert self.client is not None
-
-        async def one(address: str) -> Any:
-            return await self.client.request(address, "GET", path, timeout=5)  # type: ignore[union-attr]
-
-        results = await asyncio.gather(*(one(p.address) for p in others), return_exceptions=True)
-        for peer, result in zip(others, results, strict=True):
-            if isinstance(result, BaseException):
-                unreachable.append(peer.peer_id)
-            else:
-                answers.append(result)
-        return answers, unreachable
-
     async def send_to(self, peer_id: str, path: str, body: Any) -> Any:
         if peer_id == self.peer_id:
             raise BadRequest("send_to is for other peers")
@@ -345,22 +313,10 @@ class PeerNode:
         ca_cert = pki.load_cert_pem(creds.ca_pem)
         client = ClusterClient(pki.client_context(creds), self.settings.request_timeout)
         self.client = client
+        self.links = LinkClient(client, MAX_TASK_BODY)
         api_token = load_or_create_api_token(self.data_dir)
 
-        cluster_app = make_app([cluster_auth(ca_cert.subject)], MAX_TASK_BODY)
-        cluster_app[routes.NODE] = self
-        cluster_app[kernel_api.NODE] = self
-        routes.add_routes(cluster_app)
-        kernel_api.add_cluster_routes(cluster_app)
-        api_app = make_app([bearer_auth(api_token)], MAX_TASK_BODY)
-        api_app[local_api.NODE] = self
-        api_app[kernel_api.NODE] = self
-        local_api.add_routes(api_app)
-        kernel_api.add_user_routes(api_app)
-        files_api.add_routes(cluster_app, api_app)
-        files_batch.add_routes(cluster_app, api_app)
-        owned_api.add_routes(cluster_app, api_app)
-        share_api.add_routes(cluster_app, api_app, self.share)
+        cluster_app, api_app = build_apps(self, ca_cert.subject, api_token)
 
         runners: list[web.AppRunner] = []
         await self.pool.start()
@@ -427,5 +383,6 @@ class PeerNode:
                 await runner.cleanup()
             await self.pool.close()
             self.history.close()
+            await self.links.close()
             await client.close()
             log.info("peer %s stopped", self.peer_id)

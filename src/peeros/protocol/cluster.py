@@ -138,3 +138,6 @@ class PeerStatus(Model):
     #: The store lives in memory only: its content is lost when the peer restarts.
     memory_store: str = "volatile: in memory, lost on restart"
     memory_keys: int = 0
+    #: Peer links (``net/link.py``): open to other nodes, and calls served to theirs.
+    links_open: int = 0
+    link_calls_served: int = 0

@@ -16,7 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from peeros.db import PeerDB, ShareStatsDB
+from peeros.db import PeerDB
+from peeros.db_tables import ShareStatsDB
 from peeros.errors import BadRequest, NotFound
 from peeros.fsutil import read_json, write_json
 from peeros.protocol import (

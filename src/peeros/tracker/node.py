@@ -11,12 +11,13 @@ from peeros.config import TrackerSettings
 from peeros.db import TrackerDB
 from peeros.fsutil import write_atomic, write_json
 from peeros.net.client import ClusterClient
+from peeros.net.link import LinkServer
 from peeros.net.server import cluster_auth, make_app, start_site
 from peeros.security import identity, pki
 from peeros.tracker import owned_routes
 from peeros.tracker.owned import OwnedRegistry
 from peeros.tracker.owned_repair import repair_loop
-from peeros.tracker.routes import OPEN_PATHS, SERVICE, add_routes
+from peeros.tracker.routes import OPEN_PATHS, SERVICE, add_routes, link_ops
 from peeros.tracker.service import TrackerService
 from peeros.tracker.share_index import ShareIndexService, add_share_routes
 
@@ -50,6 +51,7 @@ async def run_tracker(settings: TrackerSettings, stop: asyncio.Event) -> None:
     app = make_app([cluster_auth(ca.cert.subject, OPEN_PATHS)])
     app[SERVICE] = service
     add_routes(app)
+    LinkServer(link_ops(service)).add_route(app)
     share_index = ShareIndexService(db, service.registry, service.clock, settings.share_replicas)
     add_share_routes(app, share_index)
     owned = app[owned_routes.OWNED] = OwnedRegistry(db, service.registry)

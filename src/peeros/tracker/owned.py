@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from peeros.db import OwnedFilesDB, TrackerDB
+from peeros.db import TrackerDB
+from peeros.db_tables import OwnedFilesDB
 from peeros.errors import Conflict, NotFound, Unavailable
 from peeros.files.local import check_filename_or_400
 from peeros.protocol import (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from peeros.net.link import Op
 from peeros.net.server import PEER_ID, json_response, read_model
 from peeros.protocol import (
     CAResponse,
@@ -11,6 +14,7 @@ from peeros.protocol import (
     Heartbeat,
     PeerList,
     PlacementRequest,
+    Placements,
 )
 from peeros.security.pki import cert_pem
 from peeros.tracker.service import TrackerService
@@ -48,6 +52,15 @@ async def peers(request: web.Request) -> web.Response:
 async def place(request: web.Request) -> web.Response:
     req = await read_model(request, PlacementRequest)
     return json_response(request.app[SERVICE].place(req))
+
+
+def link_ops(service: TrackerService) -> dict[str, Op]:
+    """What peers may call over a link (``net/link.py``): placement, on every task."""
+
+    async def placement(caller: str, body: Any) -> Placements:
+        return service.place(PlacementRequest.model_validate(body))
+
+    return {"placement": placement}
 
 
 async def status(request: web.Request) -> web.Response:

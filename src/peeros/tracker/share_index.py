@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from peeros.db import ShareIndexDB, TrackerDB
+from peeros.db import TrackerDB
+from peeros.db_tables import ShareIndexDB
 from peeros.errors import BadRequest
 from peeros.net.server import PEER_ID, json_response, read_model
 from peeros.protocol import (

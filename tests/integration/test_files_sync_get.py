@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -256,3 +257,54 @@ def test_many_small_gets_from_real_peers_local_and_relayed(nodes: Nodes, tmp_pat
             assert {p.name: p.read_bytes() for p in out.iterdir()} == bodies
         idle = client._http._idle
         assert len(idle) == 1 and idle[0].used >= 40  # every get reused one connection
+
+
+def test_a_chunked_batch_cut_into_odd_pieces_is_read_exactly(tmp_path: Path) -> None:
+    """Chunk boundaries anywhere (inside a head line, inside a file, between them) and a
+    trailer: every byte lands where it belongs and the connection stays reusable."""
+    bodies = {"one": os.urandom(1000), "two": b"", "three": os.urandom(70_000)}
+    payload = b""
+    for name, body in bodies.items():
+        info = FileInfo(
+            name=name,
+            size=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            modified=0.0,
+            peer_id="odd",
+        )
+        payload += info.model_dump_json().encode() + b"\n" + body
+    chunks, pos, sizes = [], 0, [1, 2, 3, 7, 64, 1, 5000, 13]
+    while pos < len(payload):
+        size = sizes[len(chunks) % len(sizes)]
+        chunks.append(payload[pos : pos + size])
+        pos += size
+    reply = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    listener = socket.create_server(("127.0.0.1", 0))
+    served: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            length = int(data.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            while len(data.split(b"\r\n\r\n", 1)[1]) < length:
+                data += conn.recv(65536)
+            served.append(data)
+            conn.sendall(head + reply + b"0\r\nX-Trailer: yes\r\n\r\n")
+            conn.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with Client(peer=f"127.0.0.1:{listener.getsockname()[1]}", token="t") as client:
+            infos = client.files.get_many(list(bodies), tmp_path)
+            assert [i.name for i in infos] == list(bodies)
+            assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == bodies
+            assert len(client._http._idle) == 1  # read to its end: kept for reuse
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+    assert json.loads(served[0].split(b"\r\n\r\n", 1)[1]) == {"names": list(bodies)}

@@ -30,6 +30,7 @@ from peeros.client_kernel import AsyncKernel, Kernel
 from peeros.client_memory import AsyncMemory, Memory
 from peeros.client_owned import AsyncOwned, Owned
 from peeros.errors import PeerOSError, Unavailable
+from peeros.files.spares import SPARES
 from peeros.net.client import M, json_body, parse, raise_for_error
 from peeros.protocol import (
     PROTOCOL_HEADER,
@@ -357,6 +358,7 @@ class Client:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._http.close()
+        SPARES.close()  # files made ahead for downloads (unnamed: they vanish)
         if self._loop.is_running():
             self._run(self._async.close())
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -28,6 +28,7 @@ from peeros.client_body import Reply
 from peeros.client_http import BlockingHTTP
 from peeros.errors import PeerOSError, Unavailable, from_wire
 from peeros.files.saving import DEPTH, PendingSave, SaveFile
+from peeros.files.spares import SPARES
 from peeros.files.transfer import CHUNK, Progress
 from peeros.protocol import (
     MAX_FILE_BATCH,
@@ -91,9 +92,10 @@ def fetch_batch(
                 try:
                     for name, dest in part:
                         info = _head(reply, name)
-                        writer = SaveFile(dest)
+                        writer = SaveFile(dest, SPARES.take(dest.parent))
                         saved.append(writer)
                         _receive_framed(reply, writer, info)
+                        writer.name()
                         infos.append(info)
                     if reply.read(1):  # the end of the body: the connection may be reused
                         raise PeerOSError("the peer sent more files than were asked for")
@@ -161,10 +163,11 @@ def _download(
     """GET ``path`` into a temp file beside ``dest``, verified but not yet renamed: the
     caller publishes or discards it. On any failure the temp file is removed.
 
-    The temp file is created in a thread while the request is out: creating a file is
-    the slowest step of saving a small one.
+    Creating a file is the slowest step of saving a small one: the file is an unnamed one
+    made ahead in ``dest``'s directory (:mod:`peeros.files.spares`), or else a named temp
+    file created in a thread while the request is out.
     """
-    pending = PendingSave(dest)
+    pending = PendingSave(dest, SPARES.take(dest.parent))
     try:
         with api.stream("GET", path, timeout=idle_timeout) as reply:
             expected = reply.getheader(SHA256_HEADER)

@@ -8,7 +8,10 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +38,8 @@ class FileServer(ThreadingHTTPServer):
         self.connections = 0
         self.requests = 0
         self.mode = "honest"  # "lying": a wrong SHA-256; "cut": the body ends early
+        self.stalled = threading.Event()
+        self.release = threading.Event()
 
     @property
     def peer(self) -> str:
@@ -92,6 +97,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header(SHA256_HEADER, "0" * 64 if self.server.mode == "lying" else digest)
         self.send_header(PEER_HEADER, "fake-peer")
         self.end_headers()
+        if self.server.mode == "stall":  # half the body, then nothing until released
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.server.stalled.set()
+            self.server.release.wait(30)
+            return
         if self.server.mode == "cut":
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
@@ -107,6 +118,7 @@ def server() -> Iterator[FileServer]:
     try:
         yield srv
     finally:
+        srv.release.set()
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=5)
@@ -226,6 +238,30 @@ def test_a_download_stopped_by_its_caller_leaves_nothing_and_the_client_usable(
     assert list(tmp_path.iterdir()) == []
     assert client.files.get("big", tmp_path / "out").size == 5 * MiB  # on a new connection
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("size", [1000, 3 * MiB])
+def test_a_client_killed_mid_download_leaves_nothing_in_the_directory(
+    server: FileServer, tmp_path: Path, size: int
+) -> None:
+    """The file being written has no name until it is complete and verified (O_TMPFILE):
+    not even a temp file survives a kill -9."""
+    server.files = {"f": os.urandom(size)}
+    server.mode = "stall"
+    out = tmp_path / "out"
+    out.mkdir()
+    code = (
+        "import sys; from peeros import Client; "
+        "Client(peer=sys.argv[1], token='t').files.get('f', sys.argv[2])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, server.peer, str(out)])
+    try:
+        assert server.stalled.wait(30)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert list(out.iterdir()) == []
 
 
 def test_an_error_status_is_the_matching_exception_and_leaves_nothing(

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from peeros.errors import PeerOSError
+from peeros.files.spares import link_into, link_temp
 from peeros.files.transfer import coalesce
 from peeros.fsutil import reserve
 
@@ -53,10 +54,22 @@ class PendingSave:
     """A :class:`SaveFile` being created in a thread while the request goes out: creating
     the temp file (a new inode) is the slowest step of saving a small file, so it
     overlaps the round trip. :meth:`discard` removes the temp file, whenever it gets
-    created, unless it was committed; await it on every way out."""
+    created, unless it was committed; await it on every way out.
 
-    def __init__(self, dest: Path) -> None:
-        self._created = _SAVE_THREADS.submit(SaveFile, dest)
+    ``unnamed``: an unnamed file made ahead (:mod:`peeros.files.spares`) to use instead;
+    no thread is needed then.
+    """
+
+    def __init__(self, dest: Path, unnamed: int | None = None) -> None:
+        if unnamed is None:
+            self._created = _SAVE_THREADS.submit(SaveFile, dest)
+            return
+        self._created = concurrent.futures.Future()
+        try:
+            self._created.set_result(SaveFile(dest, unnamed))
+        except BaseException:
+            os.close(unnamed)
+            raise
 
     async def writer(self) -> SaveFile:
         return await asyncio.wrap_future(self._created)
@@ -92,11 +105,20 @@ class SaveFile:
     the rename alone makes it all or nothing. Peers, which store for others, fsync.
     """
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, unnamed: int | None = None) -> None:
+        """``unnamed``: an unnamed file (``O_TMPFILE``, from :mod:`peeros.files.spares`) to
+        write into instead of a named temp file; it is linked in as ``dest`` when
+        published, and vanishes otherwise."""
         self.dest = dest
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
-        self.temp_path = Path(tmp)
-        os.fchmod(fd, 0o644)
+        self.temp_path: Path | None = None
+        if unnamed is None:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent
+            )
+            self.temp_path = Path(tmp)
+            os.fchmod(fd, 0o644)
+        else:
+            fd = unnamed
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
@@ -231,7 +253,10 @@ class SaveFile:
     def verify(self, expected: str) -> str:
         """Close the temp file and check that its bytes hash to ``expected``; return the
         hash. The file stays a temp file until :meth:`publish` (or :meth:`discard`)."""
-        self._file.close()
+        if self.temp_path is None:
+            self._file.flush()  # (kept open: an unnamed file is linked in through its fd)
+        else:
+            self._file.close()
         actual = self._hash.hexdigest()
         if actual != expected.lower():
             raise PeerOSError(
@@ -240,9 +265,20 @@ class SaveFile:
             )
         return actual
 
+    def name(self) -> None:
+        """Give a verified unnamed file a temp name and close it (many verified files then
+        wait for :meth:`publish` without holding a descriptor each)."""
+        if self.temp_path is None:
+            self.temp_path = link_temp(self._file.fileno(), self.dest)
+            self._file.close()
+
     def publish(self) -> None:
-        """Rename the verified temp file over ``dest``."""
-        os.replace(self.temp_path, self.dest)
+        """Rename the verified temp file over ``dest`` (or link the unnamed one in)."""
+        if self.temp_path is None:
+            link_into(self._file.fileno(), self.dest)
+            self._file.close()
+        else:
+            os.replace(self.temp_path, self.dest)
         self._done = True
 
     def discard(self) -> None:
@@ -250,7 +286,8 @@ class SaveFile:
         if not self._done:
             self._done = True
             self._file.close()
-            self.temp_path.unlink(missing_ok=True)
+            if self.temp_path is not None:
+                self.temp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> SaveFile:
         return self

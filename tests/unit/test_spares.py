@@ -68,3 +68,23 @@ def test_without_o_tmpfile_there_are_no_spares(tmp_path: Path) -> None:
     made = spares.Spares()
     made.enabled = False
     assert made.take(tmp_path) is None
+
+
+def test_a_forked_child_never_gets_its_parents_spares(tmp_path: Path) -> None:
+    fd = spares.SPARES.take(tmp_path)
+    assert fd is not None
+    os.close(fd)
+    wait_until(lambda: len(spares.SPARES._ready.get(str(tmp_path), [])) == 2)
+    parents = set(spares.SPARES._ready[str(tmp_path)])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it holds, then leave at once
+        os.write(write, str(len(spares.SPARES._ready.get(str(tmp_path), []))).encode())
+        os._exit(0)
+    os.close(write)
+    held = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert held == "0"  # the parent's spares were dropped in the child
+    assert set(spares.SPARES._ready[str(tmp_path)]) == parents  # and kept here
+    spares.SPARES.close()

@@ -126,6 +126,12 @@ class Spares:
         for old in extra:
             os.close(old)
 
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._making = collections.Counter()
+        self._maker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="peeros-spare")
+        self.close()
+
     def close(self) -> None:
         """Close every spare (they vanish: they have no name)."""
         with self._lock:
@@ -138,3 +144,5 @@ class Spares:
 
 #: The process's spares, shared by its clients.
 SPARES = Spares()
+# A forked child must not write into its parent's spares (the same files): it drops them.
+os.register_at_fork(after_in_child=SPARES._forked)

@@ -61,3 +61,44 @@ async def test_messages_queued_in_one_turn_go_out_in_one_write() -> None:
     pool._send_later(dead, b"t\n")
     await asyncio.sleep(0)
     assert dead.process.writes == []
+
+
+class HandingPool:
+    """Stands in for the worker pool: every task is started or handed over at once."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, Any] = {}
+
+    async def execute(self, spec: TaskSpec) -> Any:
+        from tests.unit.test_scheduler_races import StandInExecution
+
+        self.executions[spec.task_id] = StandInExecution(spec.task_id)
+        return self.executions[spec.task_id]
+
+    def enqueue(self, behind: Any, spec: TaskSpec) -> Any:
+        from tests.unit.test_scheduler_races import StandInExecution
+
+        execution: Any = StandInExecution(spec.task_id)
+        execution.started = False
+        self.executions[spec.task_id] = execution
+        return execution
+
+
+async def test_handed_tasks_do_not_count_against_the_bound_on_started_tasks() -> None:
+    """max_started bounds the jobs holding a worker; handed jobs hold none, so a short
+    task's full depth is handed even when it is above max_started - slots."""
+    pool = HandingPool()
+    s = Scheduler(pool, slots=1, max_started=3, pipeline=2)  # type: ignore[arg-type]
+    runner = asyncio.get_running_loop().create_task(s.run())
+    try:
+        for i in range(12):
+            spec = TaskSpec(task_id=f"{i:032x}", owner="o", program="x", function="f")
+            s.submit(Job(task_id=spec.task_id, spec=spec, expected=0.0001))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        (running,) = s.running.values()
+        assert len(running.queued) == MAX_DEPTH  # was max_started - slots = 2
+        assert s._started() == 1
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

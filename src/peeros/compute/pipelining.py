@@ -51,9 +51,6 @@ def prefetch(s: Scheduler) -> None:
     if s.pipeline <= 0 or s.policy_name != "fcfs":
         return
     filling: set[str] = set()
-    # Handed jobs hold no worker of their own (they take their predecessor's when it
-    # ends): they do not count against max_started.
-    handed = sum(len(j.queued) for j in s.running.values())
     while (best := s.ready.peek()) is not None and best.execution is None:
         most = depth(s, best)
         holders = [
@@ -65,7 +62,7 @@ def prefetch(s: Scheduler) -> None:
             and len(j.queued) < most
             and (len(j.queued) <= most // 2 or j.task_id in filling)
         ]
-        if not holders or not s._acceptable(best, s._started() - handed < s.max_started):
+        if not holders or not s._acceptable(best, s._started() < s.max_started):
             return
         holder = min(holders, key=lambda j: len(j.queued))
         assert holder.execution is not None
@@ -74,7 +71,6 @@ def prefetch(s: Scheduler) -> None:
             return
         s._dequeue(best)
         s._n_started += 1
-        handed += 1
         filling.add(holder.task_id)
         best.execution, best.behind = execution, holder
         holder.queued.append(best)

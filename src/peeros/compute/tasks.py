@@ -201,6 +201,10 @@ class TaskService:
                     tg.create_task(self._run_here(chunk))
                 else:
                     tg.create_task(self._run_remote(peer_id, chunk))
+                # One turn of the event loop per chunk: the requests already under way get
+                # written (aiohttp sends a body from a task of its own) before the next
+                # chunk is built; else no peer gets its first chunk before all are built.
+                await asyncio.sleep(0)
 
     async def _run_here(self, tasks: list[Tracked]) -> None:
         tasks = [t for t in tasks if not t.finished]

@@ -29,6 +29,7 @@ from peeros.client_kernel import AsyncKernel, Kernel
 from peeros.client_memory import AsyncMemory, Memory
 from peeros.client_owned import AsyncOwned, Owned
 from peeros.errors import PeerOSError, Unavailable
+from peeros.files.spares import SPARES
 from peeros.net.client import M, json_body, parse, parse_json, raise_for_error
 from peeros.protocol import (
     PROTOCOL_HEADER,
@@ -263,7 +264,7 @@ class Client:
         self.ipc = Ipc(self._async.ipc, self._run)
         self.kernel = Kernel(self._async.kernel, self._run)
         #: Files on the peer: ``client.files.put("name", path)``, ``.on(peer).get(...)``.
-        self.files = Files(self._async.files, self._run)
+        self.files = Files(self._async.files, self._run, self._http)
         #: Owned files: ``client.owned.upload(path)``, ``.download(name, save)``.
         self.owned = Owned(self._async.owned, self._run)
         self._loop = asyncio.new_event_loop()
@@ -369,6 +370,7 @@ class Client:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._http.close()
+        SPARES.close()  # files made ahead for downloads (unnamed: they vanish)
         if self._loop.is_running():
             self._run(self._async.close())
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -11,15 +11,18 @@ against the peer's hash before the file appears at the save path (temp file + re
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 
-from peeros.errors import PeerOSError, Unavailable
+from peeros.client_fetch import fetch, fetch_batch
+from peeros.client_http import BlockingHTTP
+from peeros.errors import BadRequest, PeerOSError, Unavailable
 from peeros.files.local import check_filename_or_400
 from peeros.files.saving import PendingSave, SaveFile
 from peeros.files.transfer import CHUNK, Progress, hash_file, send_file
@@ -200,6 +203,40 @@ class AsyncFiles:
         finally:
             await pending.discard()
 
+    async def get_many(self, names: Sequence[str], save_dir: str | Path) -> list[FileInfo]:
+        """Fetch every file of ``names`` into the directory ``save_dir``, many per request;
+        all are verified before any appears, and if one fails none is saved.
+
+        Runs :func:`peeros.client_fetch.fetch_batch` in a thread, on a blocking connection
+        of its own (closed on return).
+        """
+        route, items = self._batch(names, save_dir)
+        endpoint = self._client.endpoint
+        api = BlockingHTTP(endpoint.url, endpoint.token, IDLE_TIMEOUT)
+        try:
+            return await asyncio.to_thread(fetch_batch, api, route, items, IDLE_TIMEOUT)
+        finally:
+            api.close()
+
+    def _batch(
+        self, names: Sequence[str], save_dir: str | Path
+    ) -> tuple[str, list[tuple[str, Path]]]:
+        """The batch route and ``(name, destination)`` of each name, all checked first."""
+        if isinstance(names, str):
+            raise BadRequest("names must be a list of file names, not one string")
+        if not names:
+            raise BadRequest("no file names given")
+        for name in names:
+            check_filename_or_400(name)
+        repeated = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+        if repeated:
+            raise BadRequest(f"file names given more than once: {', '.join(repeated)}")
+        directory = Path(save_dir)
+        if not directory.is_dir():
+            raise BadRequest(f"{directory} is not a directory: several files are saved into one")
+        route = "/v1/files-batch" + (f"?on={quote(self._on, safe='')}" if self._on else "")
+        return route, [(name, directory / name) for name in names]
+
     async def list(self) -> list[FileInfo]:
         data = await self._client.request("GET", self._path())
         return parse(FileList, data, self._client.endpoint.url).files
@@ -211,23 +248,54 @@ class AsyncFiles:
 
 
 class Files:
-    """The blocking face of :class:`AsyncFiles` (``Client.files``)."""
+    """The blocking face of :class:`AsyncFiles` (``Client.files``).
 
-    def __init__(self, inner: AsyncFiles, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+    With ``http`` (the :class:`~peeros.client.Client`'s own connections), ``get`` runs on
+    the caller's thread (:mod:`peeros.client_fetch`); the rest goes through ``run``.
+    """
+
+    def __init__(
+        self,
+        inner: AsyncFiles,
+        run: Callable[[Coroutine[Any, Any, Any]], Any],
+        http: BlockingHTTP | None = None,
+    ) -> None:
         self._inner = inner
         self._run = run
+        self._http = http
 
     def on(self, peer: str) -> Files:
         """The files of another peer (peer id or HOST:PORT), through the local peer."""
-        return Files(self._inner.on(peer), self._run)
+        return Files(self._inner.on(peer), self._run, self._http)
 
     def put(self, name: str, path: str | Path, progress: Progress | None = None) -> FileInfo:
         result: FileInfo = self._run(self._inner.put(name, path, progress))
         return result
 
     def get(self, name: str, save_path: str | Path, progress: Progress | None = None) -> FileInfo:
-        result: FileInfo = self._run(self._inner.get(name, save_path, progress))
-        return result
+        """Fetch ``name`` into ``save_path`` (a directory: saved there under ``name``).
+
+        The file appears at the save path only once complete and verified. ``progress``
+        is called on the caller's thread.
+        """
+        if self._http is None:
+            result: FileInfo = self._run(self._inner.get(name, save_path, progress))
+            return result
+        check_filename_or_400(name)
+        dest = Path(save_path)
+        if dest.is_dir():
+            dest = dest / name
+        return fetch(self._http, self._inner._path(name), name, dest, IDLE_TIMEOUT, progress)
+
+    def get_many(self, names: Sequence[str], save_dir: str | Path) -> list[FileInfo]:
+        """Fetch every file of ``names`` into the directory ``save_dir``, each saved under
+        its name, many per request (``POST /v1/files-batch``); all are verified before any
+        appears, and if one fails (missing, cut off, wrong hash) none is saved. Returns
+        what was saved, in the order given."""
+        if self._http is None:
+            result: list[FileInfo] = self._run(self._inner.get_many(names, save_dir))
+            return result
+        return fetch_batch(self._http, *self._inner._batch(names, save_dir), IDLE_TIMEOUT)
 
     def list(self) -> list[FileInfo]:
         result: list[FileInfo] = self._run(self._inner.list())

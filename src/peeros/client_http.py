@@ -16,6 +16,7 @@ before use).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import select
@@ -23,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from peeros.client_body import Reply
 from peeros.config import default_data_dir
 from peeros.errors import BadRequest, Unavailable
 from peeros.net.client import M, error_from, parse
@@ -148,7 +151,9 @@ class _Conn:
             if reply[0] >= 200:  # (1xx replies are interim: the final one follows)
                 return reply
 
-    def _reply(self) -> tuple[int, str, bytes, bool]:
+    def head(self) -> tuple[int, str, dict[str, str], bool]:
+        """The next reply's status, reason, headers (lower-case names) and whether the
+        server closes the connection after it; the body is left in the buffer."""
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             if len(self.buf) > MAX_HEAD:
                 raise ConnectionError(f"a reply head over {MAX_HEAD} bytes")
@@ -158,12 +163,15 @@ class _Conn:
         code, _, reason = rest.partition(" ")
         if not version.startswith("HTTP/1.") or not code.isdigit():
             raise ConnectionError(f"not an HTTP/1.x reply: {status_line[:80]!r}")
-        status = int(code)
         headers: dict[str, str] = {}
         for line in lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         will_close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        return int(code), reason, headers, will_close
+
+    def _reply(self) -> tuple[int, str, bytes, bool]:
+        status, reason, headers, will_close = self.head()
         if "chunked" in headers.get("transfer-encoding", "").lower():
             body = self._chunked()
         elif "content-length" in headers:
@@ -316,6 +324,68 @@ class BlockingHTTP:
                 raise error_from(status, reason, raw.decode(errors="replace"))
             return raw
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> Iterator[Reply]:
+        """A reply whose body the caller reads in pieces (:class:`~peeros.client_body.Reply`);
+        an error status raises as :meth:`request` does. ``body`` is sent as JSON;
+        ``idempotent`` lets a request other than a GET be sent again on a fresh connection
+        if a kept-alive one turns out closed. ``timeout`` bounds each wait for bytes, not
+        the whole transfer. The connection is kept for the next request only if the body
+        was read to its end; errors while reading it are the caller's."""
+        data = None if body is None else json.dumps(body).encode()
+        message = self._encode(method, path, data)
+        retry = idempotent or method == "GET"
+        for attempt in (1, 2):
+            conn: _Conn | None = None
+            try:
+                conn = self._acquire(timeout or self.timeout)
+                reused = conn.used > 0
+                conn.sock.sendall(message)
+                while (head := conn.head())[0] < 200:  # (1xx replies are interim)
+                    pass
+                reply = Reply(conn, *head)
+                break
+            except OSError as exc:
+                if conn is not None:
+                    conn.close()
+                closed = conn is not None and reused and not isinstance(exc, TimeoutError)
+                if attempt == 1 and retry and closed:
+                    continue  # the server closed a kept-alive connection: once more, anew
+                raise self._unavailable(exc) from exc
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+        else:
+            raise AssertionError("unreachable")
+        try:
+            if reply.status >= 400:
+                try:
+                    raw = reply.drain(MAX_HEAD)
+                except OSError as exc:
+                    raise self._unavailable(exc) from exc
+                raise error_from(reply.status, reply.reason, raw.decode(errors="replace"))
+            yield reply
+        finally:
+            conn.used += 1
+            if reply.done and not reply.will_close:
+                self._release(conn)
+            else:
+                conn.close()
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"cannot reach the peer's local API at {self.url}: "
+            f"{str(exc) or type(exc).__name__}; is the peer running?"
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -177,6 +177,56 @@ def test_errors_are_one_clear_line_and_exit_1(setup: Setup) -> None:
     assert not (setup.small.data_dir / "files" / "big.bin").exists()
 
 
+def test_several_filenames_fetch_them_all_into_a_directory_or_none(setup: Setup) -> None:
+    d, peer_id = setup.d, setup.other.info["peer_id"]
+    bodies = {f"many-{i}": os.urandom(i * 1000) for i in range(4)}
+    for name, body in bodies.items():
+        (setup.tmp / name).write_bytes(body)
+        r = peeros(
+            "put-file", "--filename", name, "--filepath", str(setup.tmp / name), "--on", peer_id,
+            "--data-dir", d,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    names = [arg for name in bodies for arg in ("--filename", name)]
+    out = setup.tmp / "many-out"
+    out.mkdir()
+    r = peeros("get-file", *names, "--save", str(out), "--on", peer_id, "--data-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout
+        == f"saved 4 files from peer {peer_id} to {out}: 5.9 KiB in all, each SHA-256 verified\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == bodies
+    out_json = setup.tmp / "many-json"
+    out_json.mkdir()
+    r = peeros(
+        "get-file", *names, "--save", str(out_json), "--on", peer_id, "--json", "--data-dir", d
+    )
+    assert r.returncode == 0, r.stderr
+    assert [(f["name"], f["size"]) for f in json.loads(r.stdout)] == [
+        (name, len(body)) for name, body in bodies.items()
+    ]
+
+    # bad input: one clear line, exit 1, nothing written
+    empty = setup.tmp / "many-empty"
+    empty.mkdir()
+    for args, needle in (
+        ([*names, "--filename", "nope"], "no file 'nope' on peer"),
+        ([*names, "--filename", "many-1"], "given more than once: many-1"),
+        ([*names, "--filename", "../x"], "'/'"),
+    ):
+        one_error_line(
+            peeros("get-file", *args, "--save", str(empty), "--on", peer_id, "--data-dir", d),
+            needle,
+        )
+        assert list(empty.iterdir()) == []
+    not_a_dir = setup.tmp / "many-0"
+    one_error_line(
+        peeros("get-file", *names, "--save", str(not_a_dir), "--data-dir", d), "is not a directory"
+    )
+    assert not_a_dir.read_bytes() == bodies["many-0"]
+
+
 def run_on_tty(*args: str) -> tuple[int, str, str]:
     """Run peeros with stderr on a pseudo-terminal; return (exit code, stdout, tty output)."""
     master, slave = pty.openpty()

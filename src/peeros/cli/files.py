@@ -114,19 +114,43 @@ def put_file(client: Client, as_json: bool, filename: str, filepath: Path, on: s
 
 
 @click.command("get-file")
-@click.option("--filename", required=True, help="Name of the file on the peer.")
+@click.option(
+    "--filename",
+    "filenames",
+    required=True,
+    multiple=True,
+    help="Name of the file on the peer; repeat it to fetch several files into a directory.",
+)
 @click.option(
     "--save",
     required=True,
     type=click.Path(path_type=Path),
-    help="Where to write it (a directory: saved there under its name).",
+    help="Where to write it (a directory: saved there under its name; with several "
+    "--filename, a directory).",
 )
 @on_option
 @client_command
-def get_file(client: Client, as_json: bool, filename: str, save: Path, on: str | None) -> None:
-    """Fetch a file from a peer; it appears at --save only once complete and verified."""
+def get_file(
+    client: Client, as_json: bool, filenames: tuple[str, ...], save: Path, on: str | None
+) -> None:
+    """Fetch a file from a peer; it appears at --save only once complete and verified.
+
+    With several --filename, the files are fetched several at once into the directory
+    --save, and saved only if every one of them arrived whole and verified.
+    """
+    if len(filenames) > 1:
+        infos = _files(client, on).get_many(list(filenames), save)
+        if as_json:
+            print_json(infos)
+        else:
+            total = sum(i.size for i in infos)
+            click.echo(
+                f"saved {len(infos)} files from peer {infos[0].peer_id} to {save}: "
+                f"{human_bytes(total)} in all, each SHA-256 verified"
+            )
+        return
     with TransferBar(not as_json) as bar:
-        info = _files(client, on).get(filename, save, progress=bar)
+        info = _files(client, on).get(filenames[0], save, progress=bar)
     if as_json:
         print_json(info)
     else:

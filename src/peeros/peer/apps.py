@@ -12,7 +12,7 @@ from cryptography import x509
 
 from peeros.fsutil import write_private
 from peeros.net.server import bearer_auth, cluster_auth, make_app
-from peeros.peer import files_api, kernel_api, local_api, owned_api, routes
+from peeros.peer import files_api, files_batch, kernel_api, local_api, owned_api, routes
 from peeros.share import api as share_api
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def build_apps(
     local_api.add_routes(api_app)
     kernel_api.add_user_routes(api_app)
     files_api.add_routes(cluster_app, api_app)
+    files_batch.add_routes(cluster_app, api_app)
     owned_api.add_routes(cluster_app, api_app)
     share_api.add_routes(cluster_app, api_app, node.share)
     return cluster_app, api_app

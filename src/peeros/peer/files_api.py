@@ -154,17 +154,23 @@ def _open(files: LocalFiles, name: str) -> tuple[BufferedReader, FileInfo, bytes
     return _with_small_body(files.open(name))
 
 
-async def send_file(node: PeerNode, request: web.Request, name: str) -> web.StreamResponse:
-    """Send ``name``: its hash in a header, ``Range`` honoured, constant memory.
+async def open_for_sending(
+    files: LocalFiles, name: str
+) -> tuple[BufferedReader, FileInfo, bytes | None]:
+    """``name`` opened with its metadata, and its bytes if it is small; the caller closes it.
 
     A file whose hash is known in memory is opened (and, if small, read) right here;
     otherwise in a thread, which may read its sidecar or hash it.
     """
-    known = node.files.open_known(name)
+    known = files.open_known(name)
     if known is not None:
-        fobj, info, data = _with_small_body(known)
-    else:
-        fobj, info, data = await asyncio.to_thread(_open, node.files, name)
+        return _with_small_body(known)
+    return await asyncio.to_thread(_open, files, name)
+
+
+async def send_file(node: PeerNode, request: web.Request, name: str) -> web.StreamResponse:
+    """Send ``name``: its hash in a header, ``Range`` honoured, constant memory."""
+    fobj, info, data = await open_for_sending(node.files, name)
     try:
         span = _byte_range(request, info.size)
         if span is None:

@@ -39,6 +39,8 @@ from peeros.protocol.cluster import (
     TrackerStatus,
 )
 from peeros.protocol.data import (
+    BATCH_TYPE,
+    MAX_FILE_BATCH,
     MAX_QUERY,
     MODIFIED_HEADER,
     OWNER_AUTH_HEADER,
@@ -48,6 +50,8 @@ from peeros.protocol.data import (
     ChunkList,
     DownloadRequest,
     DownloadResult,
+    FileBatchError,
+    FileBatchRequest,
     FileDeleted,
     FileInfo,
     FileList,
@@ -149,8 +153,10 @@ from peeros.protocol.tasks import (
 
 __all__ = [
     "ADDRESS_RE",
+    "BATCH_TYPE",
     "IPC_MAX_TIMEOUT",
     "MAX_BATCH",
+    "MAX_FILE_BATCH",
     "MAX_PAYLOAD_B64",
     "MAX_PROGRAM_CHARS",
     "MAX_QUERY",
@@ -180,6 +186,8 @@ __all__ = [
     "ExecuteItem",
     "ExecuteRequest",
     "ExecuteResponse",
+    "FileBatchError",
+    "FileBatchRequest",
     "FileDeleted",
     "FileInfo",
     "FileList",

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from peeros.protocol.base import Address, Model, PeerId
+from peeros.protocol.base import Address, ErrorDetail, Model, PeerId
 
 # --- memory sharing -------------------------------------------------------------------
 
@@ -80,6 +80,28 @@ class FileList(Model):
 class FileDeleted(Model):
     name: str
     peer_id: str
+
+
+#: Most names one batch download may ask for (the client splits longer lists).
+MAX_FILE_BATCH = 1000
+#: Content type of a batch download's body.
+BATCH_TYPE = "application/x-peeros-files"
+
+
+class FileBatchRequest(Model):
+    """``POST /v1/files-batch``: several files in one response body.
+
+    The body answers with, for each name in order, one line of JSON (a :class:`FileInfo`)
+    followed by exactly ``size`` raw bytes; a file that cannot be sent is a line of
+    :class:`FileBatchError` instead, and the body ends there.
+    """
+
+    names: list[str] = Field(min_length=1, max_length=MAX_FILE_BATCH)
+
+
+class FileBatchError(Model):
+    name: str
+    error: ErrorDetail
 
 
 # --- shared files (sharing and search, issue 6) -----------------------------------------

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from peeros.client_body import Reply
 from peeros.config import default_data_dir
 from peeros.errors import BadRequest, Unavailable
-from peeros.net.client import error_from
+from peeros.net.client import M, error_from, parse
 from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 
 #: Seconds a kept-alive connection may sit idle before it is replaced (the peer's aiohttp
@@ -266,8 +268,33 @@ class BlockingHTTP:
         self, method: str, path: str, body: Any = None, timeout: float | None = None
     ) -> Any:
         """Send one request; the decoded JSON reply, or the error it stands for."""
-        data = None if body is None else json.dumps(body).encode()
-        message = self._encode(method, path, data)
+        return self._decode(self.request_raw(method, path, body, timeout))
+
+    def request_model(
+        self, cls: type[M], method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> M:
+        """Send one request; the reply parsed as ``cls`` (see :func:`parse_json`)."""
+        raw = self.request_raw(method, path, body, timeout)
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return parse(cls, self._decode(raw), self.url)
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError as exc:  # as AsyncClient: an unexpected reply is Unavailable
+            raise Unavailable(
+                f"cannot reach the peer's local API at {self.url}: the reply is not "
+                f"JSON ({exc}); is the peer running?"
+            ) from exc
+
+    def request_raw(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> bytes:
+        """Send one request (``body``: a JSON value, or JSON already encoded as bytes);
+        the raw reply, or the error it stands for."""
+        message = self._encode(method, path, encode_body(body))
         for attempt in (1, 2):
             conn: _Conn | None = None
             try:
@@ -295,13 +322,7 @@ class BlockingHTTP:
                 self._release(conn)
             if status >= 400:
                 raise error_from(status, reason, raw.decode(errors="replace"))
-            try:
-                return json.loads(raw)
-            except ValueError as exc:  # as AsyncClient: an unexpected reply is Unavailable
-                raise Unavailable(
-                    f"cannot reach the peer's local API at {self.url}: the reply is not "
-                    f"JSON ({exc}); is the peer running?"
-                ) from exc
+            return raw
         raise AssertionError("unreachable")
 
     @contextlib.contextmanager
@@ -371,3 +392,10 @@ class BlockingHTTP:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def encode_body(body: Any) -> bytes | None:
+    """A request body: None, JSON already encoded (bytes), or a JSON value to encode."""
+    if body is None or isinstance(body, bytes):
+        return body
+    return json.dumps(body).encode()

@@ -149,3 +149,31 @@ def test_switching_away_from_fcfs_takes_the_handed_tasks_back(nodes: Nodes) -> N
         assert [r.result for r in results] == ["first", 4, 9, 81]
         start = {t: s for t, s, _e, _slot in client.sched().gantt}
         assert all(start[urgent] < start[h] for h in handed)
+
+
+def test_a_worker_holds_more_tasks_ahead_when_they_are_known_to_be_short(nodes: Nodes) -> None:
+    """Tasks declared (or learned) to be short are handed deeper than ``--pipeline``:
+    eight tasks of 0.5 ms cover the hand-over budget, and they still run in FCFS order."""
+    with one_slot(nodes) as client:
+        ids = client.submit_requests(
+            [mk(program=SLEEP, function="main", args=[1.0, "first"], confidential=True)]
+            + [
+                mk(
+                    program=SQUARE,
+                    function="main",
+                    args=[i],
+                    expected_time=0.0005,
+                    confidential=True,
+                )
+                for i in range(1, 11)
+            ]
+        )
+        running = wait_until(lambda: client.sched().running)
+        assert running[0]["task_id"] == ids[0]
+        assert running[0]["next"] == ids[1:9]  # pipeline is 2, but these are short
+        handed = [q["task_id"] for q in client.sched().queue if q.get("handed_to_worker")]
+        assert handed == ids[1:9]
+        results = client.results(ids)
+        assert [r.result for r in results] == ["first", *(i * i for i in range(1, 11))]
+        gantt = [g for g in client.sched().gantt if g[0] in ids]
+        assert [g[0] for g in sorted(gantt, key=lambda g: g[1])] == ids

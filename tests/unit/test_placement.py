@@ -90,3 +90,38 @@ def test_equal_peers_get_equal_shares_of_a_burst(n_peers: int, n_tasks: int) -> 
     counts = Counter(reg.place(now=0).peer_id for _ in range(n_tasks))  # type: ignore[union-attr]
     assert max(counts.values()) - min(counts.values(), default=0) <= 1 or len(counts) < n_peers
     assert max(counts.values()) <= -(-n_tasks // n_peers)
+
+
+@given(candidates, st.integers(0, 40), st.lists(st.sampled_from(IDS), max_size=2))
+def test_placing_many_at_once_decides_as_placing_them_one_by_one(
+    cands: list[Candidate], count: int, exclude: list[str]
+) -> None:
+    """A batch is placed in one pass (the tracker reads its candidates once); each
+    decision still sees the tasks placed before it, exactly as ``count`` single calls."""
+    from dataclasses import replace
+
+    from peeros.tracker.placement import choose_many
+
+    pool, expected = list(cands), []
+    for _ in range(count):
+        c = choose(pool, exclude)
+        if c is None:
+            break
+        expected.append(c.peer_id)
+        pool = [replace(x, placed=x.placed + 1) if x is c else x for x in pool]
+    assert choose_many(cands, count, exclude) == expected
+
+
+def test_the_registry_places_a_batch_as_it_places_single_tasks() -> None:
+    one, many = Registry(dead_after=30), Registry(dead_after=30)
+    for reg in (one, many):
+        beat(reg, IDS[0], now=0, slots=2, running=2)
+        beat(reg, IDS[1], now=0, slots=1)
+        beat(reg, IDS[2], now=0, slots=4, queued=1)
+    singles = [one.place(now=1, exclude=[IDS[2]]) for _ in range(7)]
+    assert [r.peer_id for r in many.place_many(now=1, count=7, exclude=[IDS[2]])] == [
+        r.peer_id  # type: ignore[union-attr]
+        for r in singles
+    ]
+    assert many.place(now=1) == one.place(now=1)  # the same placed counts afterwards
+    assert many.place_many(now=99, count=3) == []  # everyone silent too long

@@ -128,15 +128,19 @@ class Executor:
         o = jr.outcome
         payload = base64.b64encode(o.result_payload).decode() if o and o.result_payload else None
         error = (o.error if o and o.error else None) or jr.error
-        return TaskResult.model_construct(  # every field is ours and of the right type
-            task_id=jr.task_id,
-            status=jr.status,
-            result=o.result if o and jr.status == "DONE" else None,
-            result_payload=payload if jr.status == "DONE" else None,
-            error=None if jr.status == "DONE" else error,
-            traceback=o.traceback if o else None,
-            execution_time=jr.execution_time,
-            waiting_time=jr.waiting_time,
-            turnaround_time=jr.turnaround_time,
-            peer_id=self.peer_id,
+        # Every field is ours and of the right type; pydantic-core validates a dict about
+        # three times faster than model_construct builds the model field by field.
+        return TaskResult.model_validate(
+            {
+                "task_id": jr.task_id,
+                "status": jr.status,
+                "result": o.result if o and jr.status == "DONE" else None,
+                "result_payload": payload if jr.status == "DONE" else None,
+                "error": None if jr.status == "DONE" else error,
+                "traceback": o.traceback if o else None,
+                "execution_time": jr.execution_time,
+                "waiting_time": jr.waiting_time,
+                "turnaround_time": jr.turnaround_time,
+                "peer_id": self.peer_id,
+            }
         )

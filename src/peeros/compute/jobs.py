@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from peeros.compute.workers import Execution, TaskOutcome, TaskSpec
+from peeros.kernel.scheduling import Task
 
 Status = Literal["DONE", "FAILED", "TIMED_OUT", "CANCELLED"]
 
@@ -83,3 +84,18 @@ class JobResult:
     started_at: float | None
     finished_at: float
     error: str | None = None
+
+
+def policy_view(job: Job, learned: float) -> Task:
+    """The job as the policies see it; ``learned``: its expected run time if it declared
+    none (SJF's exponential average for its program + function)."""
+    expected = job.expected if job.expected is not None else learned
+    return Task(
+        name=job.task_id,
+        arrival=job.submitted,
+        remaining=max(expected - job.used, 0.0),
+        priority=job.priority,
+        order=job.order,
+        enqueued=job.enqueued,
+        ticket=job.ticket,
+    )

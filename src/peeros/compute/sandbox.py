@@ -158,15 +158,16 @@ def _on_sigxcpu(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def _task_limits(memory: int, cpu: float) -> Iterator[None]:
-    """Soft limits for one task, under the worker's hard limits; restored afterwards."""
+def _task_limits(memory: int, cpu: float, cpu_used: float) -> Iterator[None]:
+    """Soft limits for one task, under the worker's hard limits; restored afterwards.
+    ``cpu_used``: the CPU seconds the worker has used so far (``_cpu_seconds()``)."""
     as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     current = self_stat()[0]
     as_soft = current + memory
     if as_hard != resource.RLIM_INFINITY:
         as_soft = min(as_soft, as_hard)
-    cpu_soft = int(_cpu_seconds() + cpu) + 1
+    cpu_soft = int(cpu_used + cpu) + 1
     if cpu_hard != resource.RLIM_INFINITY:
         cpu_soft = min(cpu_soft, cpu_hard)
     resource.setrlimit(resource.RLIMIT_AS, (as_soft, as_hard))
@@ -251,8 +252,9 @@ def _release_workdir(workdir: str) -> None:
         st = os.lstat(workdir)
         mode = st.st_mode
         if stat.S_ISDIR(mode) and stat.S_IMODE(mode) == 0o700 and not os.listdir(workdir):
-            return  # pristine: the next task may have it
+            return  # pristine: the next task may have it (we may stay in it meanwhile)
     _State.workdir = None
+    os.chdir(TMP)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -263,7 +265,7 @@ def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
     reply: dict[str, Any] = {"id": msg.get("id"), "status": "ok"}
     cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     try:
-        with _task_limits(int(msg["memory"]), float(msg["cpu"])):
+        with _task_limits(int(msg["memory"]), float(msg["cpu"]), cpu0):
             reply |= _call(msg)
     except BaseException as exc:  # SystemExit, MemoryError, ... are the task's errors too
         reply["traceback"] = _remote_traceback(exc)
@@ -278,9 +280,8 @@ def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # the task may have closed or replaced them
             stream.flush()
-    os.chdir(TMP)
     _release_workdir(workdir)
-    reply["note"], reply["recycle"] = cleanup(_State.pidns)
+    reply["note"], reply["recycle"] = cleanup(_State.pidns, _State.worker_pid)
     return reply
 
 

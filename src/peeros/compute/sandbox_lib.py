@@ -133,9 +133,10 @@ def self_stat() -> tuple[int, int]:
     return int(fields[20]), int(fields[17])
 
 
-def _other_processes(pidns: bool) -> list[int]:
-    """Processes of this sandbox other than us and the namespace init."""
-    me, sid, found = os.getpid(), os.getsid(0), []
+def _other_processes(pidns: bool, me: int) -> list[int]:
+    """Processes of this sandbox other than us (pid ``me``) and the namespace init."""
+    sid = 0 if pidns else os.getsid(0)
+    found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) in (me, 1):
             continue
@@ -160,13 +161,13 @@ def _reap_children() -> None:
             return
 
 
-def cleanup(pidns: bool) -> tuple[str | None, str | None]:
+def cleanup(pidns: bool, me: int) -> tuple[str | None, str | None]:
     """Kill what the task left behind. Returns ``(note, reason to recycle the worker)``.
 
     In a pid namespace ``kill(-1)`` reaches every process of our uid there but us and the
     init; without one, only the processes of our session are ours to kill."""
     note = recycle = None
-    others = _other_processes(pidns)
+    others = _other_processes(pidns, me)
     if others:
         note = f"killed {len(others)} process(es) the task left behind"
         deadline = time.monotonic() + CLEANUP_TIMEOUT
@@ -175,7 +176,7 @@ def cleanup(pidns: bool) -> tuple[str | None, str | None]:
                 with suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
             _reap_children()
-            others = _other_processes(pidns)
+            others = _other_processes(pidns, me)
             if others:
                 time.sleep(0.005)  # the namespace init reaps orphans asynchronously
         if others:

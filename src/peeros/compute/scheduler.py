@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from peeros.compute.jobs import Hooks, Job, JobResult, Status
+from peeros.compute.jobs import Hooks, Job, JobResult, Status, policy_view
 from peeros.compute.pipelining import detach, prefetch, promote, revoke_all, unstarted
 from peeros.compute.readyqueue import ReadyQueue
 from peeros.compute.sched_view import snapshot
@@ -275,23 +275,12 @@ class Scheduler:
     # --- mechanics ---------------------------------------------------------------------
 
     def _view(self, job: Job, now: float) -> Task:
-        expected = (
-            job.expected
-            if job.expected is not None
-            else self._bursts.get(job.burst_key, DEFAULT_BURST)
-        )
-        return Task(
-            name=job.task_id,
-            arrival=job.submitted,
-            remaining=max(expected - job.used, 0.0),
-            priority=job.priority,
-            order=job.order,
-            enqueued=job.enqueued,
-            ticket=job.ticket,
-        )
+        return policy_view(job, self._bursts.get(job.burst_key, DEFAULT_BURST))
 
     def _started(self) -> int:
-        return self._n_started
+        """Jobs holding a worker (running, paused, blocked), bounded by ``max_started``.
+        Jobs handed to a busy worker ahead of time hold none of their own (pipelining)."""
+        return self._n_started - sum(len(j.queued) for j in self.running.values())
 
     def _free_slot(self) -> int | None:
         return next((s for s in range(self.slots) if s not in self.running), None)

@@ -4,8 +4,9 @@
 queued if any task of a batch is invalid), answer from the result cache when allowed,
 then confidential tasks go to the local scheduler and never touch the network, while the
 others are placed by the tracker (a whole batch in one request) and sent to each chosen
-peer in chunks. A failed attempt (error, timeout, or the executing peer dying) is
-retried elsewhere while retries remain; the caller gets exactly one result per task.
+peer in chunks (:mod:`peeros.compute.chunks`). A failed attempt (error, timeout, or the
+executing peer dying) is retried elsewhere while retries remain; the caller gets exactly
+one result per task.
 
 The executor side (running tasks for a member) is :mod:`peeros.compute.execution`.
 """
@@ -20,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from peeros.compute import chunks
 from peeros.compute.cache import ResultCache
 from peeros.compute.execution import Executor, check_request
 from peeros.compute.history import TaskHistory
@@ -38,7 +40,6 @@ from peeros.protocol import (
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500
 KEEP_RESULTS = 100_000
 #: Extra seconds an origin waits for a remote chunk beyond the tasks' own timeouts.
 REMOTE_GRACE = 300.0
@@ -195,13 +196,15 @@ class TaskService:
             self._addresses[p.peer_id] = p.address
             groups.setdefault(p.peer_id, []).append(t)
         async with asyncio.TaskGroup() as tg:
-            for peer_id, group in groups.items():
-                for i in range(0, len(group), CHUNK):
-                    chunk = group[i : i + CHUNK]
-                    if peer_id == self.peer_id:
-                        tg.create_task(self._run_here(chunk))
-                    else:
-                        tg.create_task(self._run_remote(peer_id, chunk))
+            for peer_id, chunk in chunks.plan(groups):
+                if peer_id == self.peer_id:
+                    tg.create_task(self._run_here(chunk))
+                else:
+                    tg.create_task(self._run_remote(peer_id, chunk))
+                # One turn of the event loop per chunk: the requests already under way get
+                # written (aiohttp sends a body from a task of its own) before the next
+                # chunk is built; else no peer gets its first chunk before all are built.
+                await asyncio.sleep(0)
 
     async def _run_here(self, tasks: list[Tracked]) -> None:
         tasks = [t for t in tasks if not t.finished]

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from peeros.compute.worker_process import WorkerProcess
 from peeros.compute.worker_protocol import TaskOutcome
@@ -34,6 +34,8 @@ class Worker:
     execution: Execution | None = None
     #: Tasks handed over behind the current one, in the order the worker will run them.
     queued: deque[Execution] = field(default_factory=deque)
+    #: Messages waiting to be written in one go (``WorkerPool._send_later``).
+    outbox: list[bytes] = field(default_factory=list)
 
     def promote(self) -> Execution | None:
         """The current task replied: the first queued one is running now."""
@@ -42,6 +44,25 @@ class Worker:
             self.execution._started = time.monotonic()
             self.execution.started = True
         return self.execution
+
+    def on_revoked(self, msg: dict[str, Any]) -> None:
+        """The worker's answer to a revoke: the task came back unrun, or it had started."""
+        task_id = msg.get("revoked")
+        for execution in self.queued:
+            if execution.task_id == task_id:
+                if msg.get("ok") is True:
+                    self.queued.remove(execution)
+                    execution._finish(execution._ended("revoked"))
+                return
+
+    def settle_all(self, why: str) -> None:
+        """The worker is gone: its current task crashed (or was killed); queued ones never
+        started."""
+        if self.execution is not None:
+            self.execution._finish(self.execution._ended(why))
+            self.execution = None
+        while self.queued:
+            self.queued.popleft()._finish(TaskOutcome(status="crashed", error=why, started=False))
 
 
 class Execution:

@@ -129,7 +129,7 @@ class WorkerPool:
             await p.reap()
             self._processes.discard(p)
         for w in self._workers:
-            self._settle_all(w, "worker pool closed")
+            w.settle_all("worker pool closed")
         self._workers.clear()
 
     def stats(self) -> dict[str, int]:
@@ -194,8 +194,16 @@ class WorkerPool:
         return execution
 
     def _send_later(self, worker: Worker, line: bytes) -> None:
-        """Write ``line`` now (whole, so it never interleaves); drain in the background
-        only if the pipe pushed back (a line usually goes straight into the pipe)."""
+        """Queue ``line`` for the worker; everything queued during one turn of the event
+        loop (e.g. the tasks one dispatch hands to it) goes out in a single write, which
+        the worker reads in one go. Messages to a worker keep their order."""
+        if not worker.outbox:
+            asyncio.get_running_loop().call_soon(self._flush, worker)
+        worker.outbox.append(line)
+
+    def _flush(self, worker: Worker) -> None:
+        """Write the worker's queued messages now (whole lines, never interleaved with
+        another write); drain in the background only if the pipe pushed back."""
 
         async def drain() -> None:
             try:
@@ -204,8 +212,12 @@ class WorkerPool:
                 log.info("worker %d: could not write: %r", worker.process.number, exc)
                 worker.process.kill()
 
+        data = b"".join(worker.outbox)
+        worker.outbox.clear()
+        if not data or worker.state == "dead":
+            return
         try:
-            worker.process.write(line)
+            worker.process.write(data)
         except (OSError, RuntimeError) as exc:
             log.info("worker %d: could not write: %r", worker.process.number, exc)
             worker.process.kill()
@@ -340,7 +352,7 @@ class WorkerPool:
                     self._background(self._syscall(worker, execution, msg))
                     continue
                 if "revoked" in msg:
-                    self._on_revoked(worker, msg)
+                    worker.on_revoked(msg)
                     continue
                 if execution is None or msg.get("id") != execution.task_id:
                     raise ProtocolError(f"unexpected message {str(msg)[:80]}")
@@ -373,25 +385,6 @@ class WorkerPool:
                 self._processes.discard(process)
             self._bury(worker, why)
 
-    def _on_revoked(self, worker: Worker, msg: dict[str, Any]) -> None:
-        """The worker's answer to a revoke: the task came back unrun, or it had started."""
-        task_id = msg.get("revoked")
-        for execution in worker.queued:
-            if execution.task_id == task_id:
-                if msg.get("ok") is True:
-                    worker.queued.remove(execution)
-                    execution._finish(execution._ended("revoked"))
-                return
-
-    def _settle_all(self, worker: Worker, why: str) -> None:
-        """The worker is gone: its current task crashed (or was killed); queued ones never
-        started."""
-        if worker.execution is not None:
-            worker.execution._finish(worker.execution._ended(why))
-            worker.execution = None
-        while worker.queued:
-            worker.queued.popleft()._finish(TaskOutcome(status="crashed", error=why, started=False))
-
     def _bury(self, worker: Worker, why: str) -> None:
         unexpected = worker.state != "dead" and not self._closed
         if unexpected:
@@ -400,7 +393,7 @@ class WorkerPool:
         worker.state = "dead"
         if worker in self._workers:
             self._workers.remove(worker)
-        self._settle_all(worker, why)
+        worker.settle_all(why)
         self._notify()
         self._replenish()
 

@@ -58,6 +58,16 @@ def parse(cls: type[M], data: Any, origin: str) -> M:
         raise PeerOSError(f"{origin} sent an unexpected reply: {exc.errors()[0]['msg']}") from exc
 
 
+def parse_json(cls: type[M], raw: bytes, origin: str) -> M:
+    """A JSON reply as ``cls``: parsed by pydantic in one go (several times faster than
+    ``json.loads`` + :func:`parse` on a big batch); anything it refuses takes that long
+    way, so errors read as they always have (``ValueError`` if it is not JSON)."""
+    try:
+        return cls.model_validate_json(raw)
+    except ValidationError:
+        return parse(cls, json.loads(raw) if raw.strip() else None, origin)
+
+
 @contextlib.asynccontextmanager
 async def open_stream(
     session: aiohttp.ClientSession,
@@ -137,6 +147,8 @@ class ClusterClient:
         try:
             async with self.session().request(method, url, **kwargs) as resp:
                 await raise_for_error(resp)
+                if response is not None:
+                    return parse_json(response, await resp.read(), address)
                 data = await resp.json()
         except PeerOSError:
             raise
@@ -144,7 +156,7 @@ class ClusterClient:
             raise Unreachable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise Unavailable(f"cannot reach {address}: {str(exc) or type(exc).__name__}") from exc
-        return parse(response, data, address) if response is not None else data
+        return data
 
     def stream(
         self, address: str, method: str, path: str, idle_timeout: float = 120.0, **kwargs: Any

@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -43,14 +44,19 @@ from peeros.errors import (
     Unreachable,
     from_wire,
 )
-from peeros.net.client import ClusterClient, parse
+from peeros.net.client import ClusterClient, parse_json
 from peeros.net.server import MAX_BODY, PEER_ID, describe_validation
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-#: An operation: (caller's peer id, the call's JSON body) -> the reply.
-Op = Callable[[str, Any], Awaitable[BaseModel]]
+#: An operation: (caller's peer id, the call's body as JSON text) -> the reply.
+Op = Callable[[str, str], Awaitable[BaseModel]]
+
+#: The frames this module writes put the id (and the op) first, so that a big body is
+#: handed on as text, parsed once by pydantic, instead of a dict to validate afterwards.
+_CALL = re.compile(r'\{"id": (\d{1,18}), "op": "([a-z_]{1,32})", "body": ')
+_REPLY = re.compile(r'\{"id": (\d{1,18}), "body": ')
 
 LINK_PATH = "/v1/link"
 #: Seconds between WebSocket pings; a link whose pong is late is closed (a vanished node).
@@ -107,20 +113,13 @@ class LinkServer:
     async def _call(self, ws: web.WebSocketResponse, caller: str, text: str) -> None:
         call_id: int | None = None
         try:
-            try:
-                frame = json.loads(text)
-            except ValueError as exc:
-                raise BadRequest(f"a link frame is not JSON: {exc}") from exc
-            if not isinstance(frame, dict) or type(frame.get("id")) is not int:
-                raise BadRequest("a link frame must be a JSON object with an integer id")
-            call_id = frame["id"]
-            name = frame.get("op")
-            op = self.ops.get(name) if isinstance(name, str) else None
+            call_id, name, body = _parse_call(text)
+            op = self.ops.get(name)
             if op is None:
                 raise BadRequest(f"no link operation {name!r}")
             self.calls_served += 1
-            body = (await op(caller, frame.get("body"))).model_dump_json()
-            reply = f'{{"id": {call_id}, "body": {body}}}'
+            reply_body = (await op(caller, body)).model_dump_json()
+            reply = f'{{"id": {call_id}, "body": {reply_body}}}'
         except PeerOSError as exc:
             reply = _error_frame(call_id, exc.status, exc.code, exc.message)
         except ValidationError as exc:
@@ -140,9 +139,40 @@ class LinkServer:
         await _within(CLOSE_WAIT, closing)
 
 
+def _parse_call(text: str) -> tuple[int, str, str]:
+    """``(id, op, body as JSON text)`` of a call frame; :class:`BadRequest` if it is not one."""
+    if (m := _CALL.match(text)) and text.endswith("}"):
+        return int(m[1]), m[2], text[m.end() : -1]
+    try:  # a frame written by other means: the slow way
+        frame = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"a link frame is not JSON: {exc}") from exc
+    if not isinstance(frame, dict) or type(frame.get("id")) is not int:
+        raise BadRequest("a link frame must be a JSON object with an integer id")
+    name = frame.get("op")
+    if not isinstance(name, str):
+        raise BadRequest(f"no link operation {name!r}")
+    return frame["id"], name, json.dumps(frame.get("body"))
+
+
 def _error_frame(call_id: int | None, status: int, code: str, message: str) -> str:
     error = {"status": status, "code": code, "message": message}
     return json.dumps({"id": call_id, "error": error})
+
+
+def _parse_reply(text: str) -> tuple[int | None, tuple[str | None, dict[str, Any] | None]]:
+    """``(id, (body as JSON text, None) or (None, error))`` of a reply frame; the id is
+    None for a frame that answers no call (it is dropped)."""
+    if (m := _REPLY.match(text)) and text.endswith("}"):
+        return int(m[1]), (text[m.end() : -1], None)
+    frame = json.loads(text)  # an error, or a reply written by other means
+    call_id = frame.get("id") if isinstance(frame, dict) else None
+    if type(call_id) is not int:
+        return None, (None, None)
+    error = frame.get("error")
+    if isinstance(error, dict):
+        return call_id, (None, error)
+    return call_id, (json.dumps(frame.get("body")), None)
 
 
 class _Link:
@@ -151,7 +181,8 @@ class _Link:
     def __init__(self, address: str, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.address = address
         self.ws = ws
-        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        #: Each call's future gets ``(the body as JSON text, None)`` or ``(None, the error)``.
+        self.pending: dict[int, asyncio.Future[tuple[str | None, dict[str, Any] | None]]] = {}
         self.ids = itertools.count(1)
         self.reader = asyncio.create_task(self._read())
 
@@ -164,11 +195,10 @@ class _Link:
             async for msg in self.ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
-                frame = json.loads(msg.data)
-                call_id = frame.get("id") if isinstance(frame, dict) else None
-                future = self.pending.pop(call_id, None) if type(call_id) is int else None
+                call_id, outcome = _parse_reply(msg.data)
+                future = self.pending.pop(call_id, None) if call_id is not None else None
                 if future is not None and not future.done():
-                    future.set_result(frame)
+                    future.set_result(outcome)
         except Exception as exc:  # a broken connection, or a frame that is not a reply
             log.info("link to %s broke: %r", self.address, exc)
         finally:
@@ -180,9 +210,12 @@ class _Link:
             self.pending.clear()
             await self.ws.close()
 
-    async def call(self, op: str, body: str, timeout: float | None) -> dict[str, Any]:
+    async def call(
+        self, op: str, body: str, timeout: float | None
+    ) -> tuple[str | None, dict[str, Any] | None]:
         call_id = next(self.ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[str | None, dict[str, Any] | None]]
+        future = asyncio.get_running_loop().create_future()
         self.pending[call_id] = future
         try:
             try:
@@ -242,11 +275,15 @@ class LinkClient:
                 f"a {op} call of {len(text)} bytes is over the {self.max_message} bytes a "
                 "node accepts"
             )
-        frame = await link.call(op, text, self.client.timeout if timeout is None else timeout)
-        error = frame.get("error")
-        if isinstance(error, dict):
+        reply, error = await link.call(
+            op, text, self.client.timeout if timeout is None else timeout
+        )
+        if error is not None:
             raise from_wire(error.get("status", 500), error.get("code"), error.get("message", ""))
-        return parse(response, frame.get("body"), address)
+        try:
+            return parse_json(response, (reply or "null").encode(), address)
+        except ValueError as exc:
+            raise PeerOSError(f"{address} sent a reply that is not JSON: {exc}") from exc
 
     async def _link(self, address: str) -> _Link | None:
         link = self._links.get(address)

@@ -58,6 +58,10 @@ def describe_validation(exc: ValidationError) -> str:
 async def read_model(request: web.Request, cls: type[M]) -> M:
     """Parse the JSON body into ``cls``; a bad body is a 400 that names the problem."""
     raw = await request.read()  # raises 413 past client_max_size
+    try:  # pydantic parses JSON several times faster than json.loads + model_validate
+        return cls.model_validate_json(raw)
+    except ValidationError:
+        pass  # take the long way, which names the problem as it always has
     try:
         data = json.loads(raw or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

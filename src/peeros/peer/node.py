@@ -226,9 +226,9 @@ class PeerNode:
             raise
         return resp
 
-    async def _execute_call(self, origin: str, body: Any) -> ExecuteResponse:
+    async def _execute_call(self, origin: str, body: str) -> ExecuteResponse:
         """``execute`` over a link (the HTTP route is ``routes.execute``)."""
-        req = ExecuteRequest.model_validate(body)
+        req = ExecuteRequest.model_validate_json(body)
         return ExecuteResponse(results=await self.executor.execute(origin, req.tasks))
 
     async def _remote_cancel(self, address: str, task_id: str) -> None:

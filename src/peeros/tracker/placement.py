@@ -12,6 +12,7 @@ to a peer at or over capacity.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,3 +38,27 @@ def choose(candidates: Iterable[Candidate], exclude: Iterable[str] = ()) -> Cand
     if not pool:
         return None
     return min(pool, key=lambda c: (c.busyness, c.cpu_percent, c.peer_id))
+
+
+def choose_many(
+    candidates: Iterable[Candidate], count: int, exclude: Iterable[str] = ()
+) -> list[str]:
+    """The peer ids that ``count`` successive :func:`choose` calls would return, each
+    seeing the tasks placed before it (``placed`` + 1), in O(count log peers); empty
+    when there is no candidate."""
+    banned = set(exclude)
+    pool = [c for c in candidates if c.peer_id not in banned]
+    if not pool:
+        return []
+    heap = [(c.busyness, c.cpu_percent, c.peer_id, i) for i, c in enumerate(pool)]
+    heapq.heapify(heap)
+    extra = [0] * len(pool)
+    chosen = []
+    for _ in range(count):
+        _, cpu, peer_id, i = heapq.heappop(heap)
+        chosen.append(peer_id)
+        extra[i] += 1
+        c = pool[i]
+        busy = (c.queued + c.running + c.placed + extra[i]) / max(c.slots, 1)
+        heapq.heappush(heap, (busy, cpu, peer_id, i))
+    return chosen

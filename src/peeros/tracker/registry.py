@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from peeros.protocol import Heartbeat, Load, PeerInfo
-from peeros.tracker.placement import Candidate, choose
+from peeros.tracker.placement import Candidate, choose, choose_many
 
 State = Literal["alive", "dead", "left"]
 
@@ -110,9 +110,8 @@ class Registry:
     def alive(self, now: float) -> list[PeerRecord]:
         return [r for r in self._peers.values() if self.is_alive(r, now)]
 
-    def place(self, now: float, exclude: list[str] | None = None) -> PeerRecord | None:
-        """Choose a live peer for one task and account for it until its next heartbeat."""
-        candidates = [
+    def _candidates(self, now: float) -> list[Candidate]:
+        return [
             Candidate(
                 peer_id=r.peer_id,
                 slots=r.load.slots,
@@ -123,11 +122,24 @@ class Registry:
             )
             for r in self.alive(now)
         ]
-        chosen = choose(candidates, exclude or [])
+
+    def place(self, now: float, exclude: list[str] | None = None) -> PeerRecord | None:
+        """Choose a live peer for one task and account for it until its next heartbeat."""
+        chosen = choose(self._candidates(now), exclude or [])
         if chosen is None:
             return None
         self._placed[chosen.peer_id] = self._placed.get(chosen.peer_id, 0) + 1
         return self._peers[chosen.peer_id]
+
+    def place_many(
+        self, now: float, count: int, exclude: list[str] | None = None
+    ) -> list[PeerRecord]:
+        """``count`` successive :meth:`place` decisions at once (the candidates are read
+        once: a batch of thousands costs little more than one); empty if no peer can."""
+        chosen = choose_many(self._candidates(now), count, exclude or [])
+        for peer_id in chosen:
+            self._placed[peer_id] = self._placed.get(peer_id, 0) + 1
+        return [self._peers[peer_id] for peer_id in chosen]
 
     def infos(self, now: float) -> list[PeerInfo]:
         return [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from peeros.net.link import Op
@@ -57,8 +55,8 @@ async def place(request: web.Request) -> web.Response:
 def link_ops(service: TrackerService) -> dict[str, Op]:
     """What peers may call over a link (``net/link.py``): placement, on every task."""
 
-    async def placement(caller: str, body: Any) -> Placements:
-        return service.place(PlacementRequest.model_validate(body))
+    async def placement(caller: str, body: str) -> Placements:
+        return service.place(PlacementRequest.model_validate_json(body))
 
     return {"placement": placement}
 

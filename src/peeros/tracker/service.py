@@ -85,13 +85,15 @@ class TrackerService:
         return died
 
     def place(self, req: PlacementRequest) -> Placements:
-        now = self.clock()
-        chosen = []
-        for _ in range(req.count):
-            rec = self.registry.place(now, req.exclude)
-            if rec is None:
-                raise Unavailable("no live peer can take this task")
-            chosen.append(Placement(peer_id=rec.peer_id, address=rec.address))
+        records = self.registry.place_many(self.clock(), req.count, req.exclude)
+        if not records and req.count > 0:
+            raise Unavailable("no live peer can take this task")
+        one: dict[str, Placement] = {}  # one (immutable) placement object per peer
+        chosen = [
+            one.get(r.peer_id)
+            or one.setdefault(r.peer_id, Placement(peer_id=r.peer_id, address=r.address))
+            for r in records
+        ]
         self.placements_served += req.count
         self.placement_requests += 1
         return Placements(placements=chosen)

@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from peeros.client_endpoint import Endpoint, resolve_endpoint
 from peeros.client_files import AsyncFiles, Files
-from peeros.client_http import BlockingHTTP, Endpoint, encode_body, resolve_endpoint
+from peeros.client_http import BlockingHTTP, encode_body
 from peeros.client_ipc import AsyncIpc, Ipc
 from peeros.client_kernel import AsyncKernel, Kernel
 from peeros.client_memory import AsyncMemory, Memory

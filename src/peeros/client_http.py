@@ -1,4 +1,5 @@
-"""Finding a peer's local API, and blocking HTTP/1.1 to it on the caller's own thread.
+"""Blocking HTTP/1.1 to a peer's local API on the caller's own thread (where that API is:
+:mod:`peeros.client_endpoint`).
 
 The synchronous :class:`~peeros.client.Client` sends its small JSON calls (tasks,
 status) through here instead of handing each one to its event-loop thread: a thread hop
@@ -25,15 +26,12 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from peeros.client_body import Reply
-from peeros.config import default_data_dir
 from peeros.errors import BadRequest, Unavailable
 from peeros.net.client import M, error_from, parse
 from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
@@ -43,47 +41,6 @@ from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 MAX_IDLE = 30.0
 #: Idle connections kept for reuse.
 KEEP = 8
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    url: str
-    token: str
-
-
-def _normalise_url(peer: str) -> str:
-    url = peer if "://" in peer else f"http://{peer}"
-    return url.rstrip("/")
-
-
-def resolve_endpoint(
-    peer: str | None = None, token: str | None = None, data_dir: str | Path | None = None
-) -> Endpoint:
-    """Where the local API is and its token, by the documented order of precedence."""
-    if peer:
-        if not token:
-            raise BadRequest("--token is required with --peer (or use --data-dir)")
-        return Endpoint(_normalise_url(peer), token)
-    directory = Path(data_dir) if data_dir else default_data_dir()
-    info_path = directory / "api.json"
-    if not info_path.exists() and (directory / "cluster.json").exists():
-        # A ``peeros up`` directory: talk to its first peer.
-        cluster = json.loads((directory / "cluster.json").read_text())
-        if cluster.get("peers"):
-            directory = Path(cluster["peers"][0]["data_dir"])
-            info_path = directory / "api.json"
-    if not info_path.exists():
-        raise Unavailable(
-            f"no running peer found in {directory} (no api.json); start one with "
-            "'peeros peer' or 'peeros up', or pass --peer URL --token T"
-        )
-    try:
-        info = json.loads(info_path.read_text())
-        url = info["api_url"]
-        secret = token or (directory / "api.token").read_text().strip()
-    except (OSError, ValueError, KeyError) as exc:
-        raise Unavailable(f"cannot read the peer's address or token in {directory}: {exc}") from exc
-    return Endpoint(_normalise_url(url), secret)
 
 
 #: Longest response head (status line and headers) accepted.

@@ -151,3 +151,14 @@ def build_command(
     for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):  # for the worker to drop root
         cmd += ["--cap-add", cap]
     return [*cmd, *inner]
+
+
+def unusable_reason(config: SandboxConfig) -> str | None:
+    """Why workers cannot be sandboxed here, before trying (None: try it)."""
+    if config.use_bwrap is False:
+        return "disabled by configuration"
+    if os.geteuid() != 0:
+        return "not running as root"
+    if shutil.which("bwrap") is None:
+        return "bwrap is not installed"
+    return None

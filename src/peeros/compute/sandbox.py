@@ -29,14 +29,7 @@ After each task, processes the task left behind are killed (``kill(-1, SIGKILL)`
 the pid namespace reaches every process of our uid there except us and the namespace
 init); threads cannot be killed, so leftover threads make the worker ask to be recycled.
 
-Messages (one JSON object per line):
-``{"ready": true, "pid": ..., "uid": ...}`` once, then per task the request
-``{"id", "program", "function", "args", "kwargs", "payload" (base64), "memory", "cpu"}``
-and the reply ``{"id", "status": "ok"|"error", "result" | "payload" | "error" +
-"traceback", "cpu", "wall", "recycle": str|null, "note": str|null}``. The peer may send
-the next tasks before a reply (they wait in the pipe, run in order); ``{"revoke": id}``
-takes back one that has not started, answered by ``{"revoked": id, "ok": bool}``. After
-a reply with ``recycle`` the worker runs nothing more and exits.
+The messages on the pipe are described in :mod:`peeros.compute.worker_protocol`.
 """
 
 from __future__ import annotations

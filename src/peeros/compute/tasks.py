@@ -19,13 +19,13 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from peeros.compute import chunks
 from peeros.compute.cache import ResultCache
 from peeros.compute.execution import Executor, check_request
 from peeros.compute.history import TaskHistory
 from peeros.compute.program import code_hash, program_hash
+from peeros.compute.tracked import Countdown, Tracked
 from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable, Unreachable
 from peeros.protocol import (
     CancelResponse,
@@ -47,43 +47,6 @@ REMOTE_GRACE = 300.0
 Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
 #: Options that concern the origin only and never travel to an executor.
 _ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache"})
-
-
-class Countdown:
-    """Resolves :attr:`future` once ``n`` watched tasks have their final result (one
-    callback per task instead of one asyncio task per waited-for task)."""
-
-    def __init__(self, n: int) -> None:
-        self.left = n
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def one_done(self) -> None:
-        self.left -= 1
-        if self.left <= 0 and not self.future.done():
-            self.future.set_result(None)
-
-
-@dataclass
-class Tracked:
-    """A task as its origin tracks it until the one final result exists."""
-
-    task_id: str
-    request: TaskRequest
-    submitted: float
-    attempts: int = 0
-    executor: str | None = None
-    failed_on: list[str] = field(default_factory=list)
-    result: TaskResult | None = None
-    #: The final result exists; ``watchers`` are told when it does.
-    finished: bool = False
-    watchers: list[Countdown] = field(default_factory=list)
-    cache_key: str | None = None
-    parent: str | None = None
-    group: str | None = None
-    #: Cluster address of the peer running the last attempt (None: this peer).
-    address: str | None = None
-    #: What the history records as the program's digest (computed once).
-    program_sha: str = ""
 
 
 class TaskService:

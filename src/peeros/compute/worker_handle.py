@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from peeros.compute.worker_process import WorkerProcess
 from peeros.compute.worker_protocol import TaskOutcome
+from peeros.errors import PeerOSError
 
 if TYPE_CHECKING:
     from peeros.compute.workers import WorkerPool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -148,3 +152,35 @@ class Execution:
         if self._kill_reason is not None:
             return TaskOutcome(status="killed", error=self._kill_reason, wall_time=wall)
         return TaskOutcome(status="crashed", error=why, wall_time=wall)
+
+
+#: The peer's answer to a task's system call: (task id, owner, op, args) -> result.
+SyscallHandler = Callable[[str, str, str, dict[str, Any]], Awaitable[Any]]
+
+
+async def answer_syscall(
+    handler: SyscallHandler | None, worker: Worker, execution: Execution, msg: dict[str, Any]
+) -> None:
+    """Answer one system call of the running task (see ``sandbox.peeros_syscall``).
+
+    The task's process is blocked reading its pipe until the answer arrives. The
+    handler is the peer's kernel service; its errors become the call's error.
+    """
+    seq = msg.get("seq")
+    op, args = msg.get("syscall"), msg.get("args")
+    reply: dict[str, Any] = {"sysret": seq}
+    if handler is None:
+        reply["error"] = "this peer offers no system calls"
+    elif not isinstance(op, str) or not isinstance(args, dict) or not isinstance(seq, int):
+        reply["error"] = "malformed system call"
+    else:
+        try:
+            reply["result"] = await handler(execution.task_id, execution.owner, op, args)
+        except PeerOSError as exc:
+            reply["error"] = exc.message
+    if worker.execution is not execution:
+        return  # the task ended (or was killed) while the call was in progress
+    try:
+        await worker.process.send(json.dumps(reply).encode() + b"\n")
+    except (OSError, TimeoutError) as exc:
+        log.info("could not answer a system call of %s: %r", execution.task_id, exc)

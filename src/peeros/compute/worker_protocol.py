@@ -6,6 +6,15 @@ ever unpickled inside the sandbox); a reply line comes back and becomes a
 which imports nothing from PeerOS (it runs as a plain script, see ``workers.py``). A reply
 is untrusted input — task code can write to the worker's pipes — so anything malformed is
 a :class:`ProtocolError` and the worker is discarded.
+
+Messages (one JSON object per line):
+``{"ready": true, "pid": ..., "uid": ...}`` once, then per task the request
+``{"id", "program", "function", "args", "kwargs", "payload" (base64), "memory", "cpu"}``
+and the reply ``{"id", "status": "ok"|"error", "result" | "payload" | "error" +
+"traceback", "cpu", "wall", "recycle": str|null, "note": str|null}``. The peer may send
+the next tasks before a reply (they wait in the pipe, run in order); ``{"revoke": id}``
+takes back one that has not started, answered by ``{"revoked": id, "ok": bool}``. After
+a reply with ``recycle`` the worker runs nothing more and exits.
 """
 
 from __future__ import annotations

@@ -19,16 +19,13 @@ asyncio task owned by the pool and cancelled by :meth:`WorkerPool.close`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import shutil
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from peeros.compute import bwrap
-from peeros.compute.worker_handle import Execution, Worker
+from peeros.compute.worker_handle import Execution, SyscallHandler, Worker, answer_syscall
 from peeros.compute.worker_process import EXIT_TIMEOUT, WorkerProcess
 from peeros.compute.worker_protocol import (
     PoolClosed,
@@ -40,7 +37,6 @@ from peeros.compute.worker_protocol import (
     decode_outcome,
     encode_task,
 )
-from peeros.errors import PeerOSError
 
 __all__ = [
     "Execution",
@@ -53,9 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-SyscallHandler = Callable[[str, str, str, dict[str, Any]], Awaitable[Any]]
 
 
 class WorkerPool:
@@ -315,33 +308,6 @@ class WorkerPool:
         self._notify()
         return worker
 
-    async def _syscall(self, worker: Worker, execution: Execution, msg: dict[str, Any]) -> None:
-        """Answer one system call of the running task (see ``sandbox.peeros_syscall``).
-
-        The task's process is blocked reading its pipe until the answer arrives. The
-        handler is the peer's kernel service; its errors become the call's error.
-        """
-        seq = msg.get("seq")
-        op, args = msg.get("syscall"), msg.get("args")
-        reply: dict[str, Any] = {"sysret": seq}
-        if self.syscall_handler is None:
-            reply["error"] = "this peer offers no system calls"
-        elif not isinstance(op, str) or not isinstance(args, dict) or not isinstance(seq, int):
-            reply["error"] = "malformed system call"
-        else:
-            try:
-                reply["result"] = await self.syscall_handler(
-                    execution.task_id, execution.owner, op, args
-                )
-            except PeerOSError as exc:
-                reply["error"] = exc.message
-        if worker.execution is not execution:
-            return  # the task ended (or was killed) while the call was in progress
-        try:
-            await worker.process.send(json.dumps(reply).encode() + b"\n")
-        except (OSError, TimeoutError) as exc:
-            log.info("could not answer a system call of %s: %r", execution.task_id, exc)
-
     async def _monitor(self, worker: Worker) -> None:
         """Read the worker's replies until it dies; then settle its task and replace it."""
         process, why = worker.process, ""
@@ -349,7 +315,7 @@ class WorkerPool:
             while (msg := await process.receive()) is not None:
                 execution = worker.execution
                 if execution is not None and "syscall" in msg:
-                    self._background(self._syscall(worker, execution, msg))
+                    self._background(answer_syscall(self.syscall_handler, worker, execution, msg))
                     continue
                 if "revoked" in msg:
                     worker.on_revoked(msg)
@@ -428,11 +394,7 @@ class WorkerPool:
     async def _detect(self) -> Worker | None:
         """Choose the mode once. The probe — a real sandboxed worker, so the whole setup
         is verified — is kept as the first warm worker."""
-        why = "disabled by configuration" if self.config.use_bwrap is False else None
-        if why is None and os.geteuid() != 0:
-            why = "not running as root"
-        if why is None and shutil.which("bwrap") is None:
-            why = "bwrap is not installed"
+        why = bwrap.unusable_reason(self.config)
         if why is None:
             self.sandboxed = True
             try:

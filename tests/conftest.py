@@ -19,7 +19,7 @@ import pytest
 from peeros.client import Client
 from peeros.launcher import LocalCluster, NodeProcess, start_peer, start_tracker, stop
 from peeros.net.client import ClusterClient
-from peeros.security import pki
+from peeros.security import identity, pki
 
 #: Short timers so membership tests run in seconds.
 FAST_PEER = ["--heartbeat-interval", "0.3"]
@@ -135,3 +135,14 @@ def member_client(data_dir: Path, timeout: float = 5.0) -> ClusterClient:
     """A cluster-plane client that acts with the credentials of the node in ``data_dir``."""
     creds = pki.Credentials.from_dir(data_dir)
     return ClusterClient(pki.client_context(creds), timeout)
+
+
+def enrollment_client(tracker: NodeProcess, directory: Path) -> ClusterClient:
+    """A cluster-plane client holding only an *enrollment* certificate (what a node has
+    before it joins: anyone with the join token can make one), its key in ``directory``."""
+    token = pki.JoinToken.parse(token_of(tracker))
+    me = identity.load_or_create(directory)
+    boot = pki.enrollment_ca(token.ca_fingerprint).issue(me.public_key, me.peer_id)
+    (directory / "boot.crt").write_text(pki.cert_pem(boot))
+    creds = pki.Credentials(directory / "node.key", directory / "boot.crt", "")
+    return ClusterClient(pki.client_context(creds, verify_server=False), 5)

@@ -26,8 +26,7 @@ from peeros.protocol import (
     PlacementRequest,
     Placements,
 )
-from peeros.security import identity, pki
-from tests.conftest import FAST_PEER, Nodes, member_client, token_of, wait_until
+from tests.conftest import FAST_PEER, Nodes, enrollment_client, member_client, wait_until
 
 PROGRAM = "import time\ndef main(s):\n    time.sleep(s)\n    return s\n"
 
@@ -128,16 +127,9 @@ def test_errors_keep_their_meaning_over_a_link(nodes: Nodes) -> None:
 def test_a_non_member_cannot_open_a_link(nodes: Nodes, tmp_path: Path) -> None:
     tracker = nodes.tracker()
     b = nodes.peer(tracker, "b")
-    token = pki.JoinToken.parse(token_of(tracker))
-    me = identity.load_or_create(tmp_path / "outsider")
-    boot = pki.enrollment_ca(token.ca_fingerprint).issue(me.public_key, me.peer_id)
-    (tmp_path / "outsider" / "boot.crt").write_text(pki.cert_pem(boot))
-    creds = pki.Credentials(
-        tmp_path / "outsider" / "node.key", tmp_path / "outsider" / "boot.crt", ""
-    )
 
     async def go() -> None:
-        client = ClusterClient(pki.client_context(creds, verify_server=False), 5)
+        client = enrollment_client(tracker, tmp_path / "outsider")
         links = LinkClient(client, 1 << 20)
         try:
             # A peer's TLS trusts only the cluster CA: the handshake itself is refused.

@@ -14,10 +14,9 @@ import aiohttp
 import pytest
 
 from peeros.errors import Forbidden, Unavailable
-from peeros.net.client import ClusterClient
 from peeros.protocol import PeerList
 from peeros.security import identity, pki
-from tests.conftest import Nodes, member_client, token_of
+from tests.conftest import Nodes, enrollment_client, member_client, token_of
 
 
 def split(address: str) -> tuple[str, int]:
@@ -153,16 +152,9 @@ def test_a_token_for_another_ca_makes_the_peer_refuse_the_tracker(
 
 def test_enrollment_certificates_reach_only_enrollment_routes(nodes: Nodes, tmp_path: Path) -> None:
     tracker = nodes.tracker()
-    token = pki.JoinToken.parse(token_of(tracker))
-    me = identity.load_or_create(tmp_path / "enrolling")
-    boot = pki.enrollment_ca(token.ca_fingerprint).issue(me.public_key, me.peer_id)
-    (tmp_path / "enrolling" / "boot.crt").write_text(pki.cert_pem(boot))
-    creds = pki.Credentials(
-        tmp_path / "enrolling" / "node.key", tmp_path / "enrolling" / "boot.crt", ""
-    )
 
     async def go() -> None:
-        client = ClusterClient(pki.client_context(creds, verify_server=False), 5)
+        client = enrollment_client(tracker, tmp_path / "enrolling")
         try:
             ca = await client.request(tracker.info["address"], "GET", "/v1/ca")
             assert "BEGIN CERTIFICATE" in ca["ca_pem"]

@@ -15,6 +15,7 @@ else ``$PEEROS_DATA_DIR``, else ``~/.peeros``.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -27,6 +28,7 @@ from peeros.client_files import AsyncFiles, Files
 from peeros.client_http import BlockingHTTP, encode_body
 from peeros.client_ipc import AsyncIpc, Ipc
 from peeros.client_kernel import AsyncKernel, Kernel
+from peeros.client_lane import BlockingLane, NoLane
 from peeros.client_memory import AsyncMemory, Memory
 from peeros.client_owned import AsyncOwned, Owned
 from peeros.errors import PeerOSError, Unavailable
@@ -54,6 +56,8 @@ T = TypeVar("T")
 Call = tuple[str, str, Any, float | None]
 #: How long a submission waits for its results before falling back to polling.
 SUBMIT_WAIT = 20.0
+#: Submissions up to this size go over the local lane (larger ones over HTTP).
+LANE_MAX_BODY = 1 << 20
 #: HTTP time allowed beyond a long-poll's own timeout.
 WAIT_SLACK = 10.0
 
@@ -258,6 +262,8 @@ class Client:
         self._async = AsyncClient(peer, token, data_dir, timeout)
         #: Task and status calls go straight from the caller's thread (no loop hop).
         self._http = BlockingHTTP(self.endpoint.url, self.endpoint.token, timeout)
+        #: Task submissions that wait for their results go over the local lane.
+        self._lane = BlockingLane(self._http)
         self._executor: Any = None
         #: The peer's key-value store as a mapping: ``client.memory["k"] = v``.
         self.memory = Memory(self._async.memory, self._run)
@@ -298,10 +304,24 @@ class Client:
 
     def run(self, requests: list[TaskRequest]) -> list[TaskResult]:
         """Submit and wait for every result, in one round trip when the tasks are quick."""
-        submitted = self._call(Submitted, self._async._submit_call(requests, SUBMIT_WAIT))
+        submitted = self._submit_and_wait(requests, SUBMIT_WAIT)
         if submitted.results:
             return submitted.results
         return self.results(submitted.task_ids)
+
+    def _submit_and_wait(self, requests: list[TaskRequest], wait: float) -> Submitted:
+        """Over the lane (:mod:`peeros.client_lane`) when the peer has one and the
+        tasks are small; else over HTTP, whose 413 names a body that is too large."""
+        call = self._async._submit_call(requests, wait)
+        if not self._lane.missing:
+            tasks = [r.model_dump(mode="json", exclude_defaults=True) for r in requests]
+            body = json.dumps({"wait": wait, "tasks": tasks}).encode()
+            if len(body) <= LANE_MAX_BODY:
+                try:
+                    return Submitted.model_validate_json(self._lane.call("submit", body, call[3]))
+                except NoLane:
+                    pass
+        return self._call(Submitted, call)
 
     def wait(self, task_ids: list[str], timeout: float = 30.0, all: bool = False) -> WaitResponse:
         return self._call(WaitResponse, self._async._wait_call(task_ids, timeout, all))
@@ -371,6 +391,7 @@ class Client:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._http.close()
+        self._lane.close()
         SPARES.close()  # files made ahead for downloads (unnamed: they vanish)
         if self._loop.is_running():
             self._run(self._async.close())

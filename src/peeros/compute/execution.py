@@ -73,6 +73,9 @@ class Executor:
     async def run_many(self, owner: str, items: list[ExecuteItem]) -> list[TaskResult]:
         """Queue every item at once, then wait for them all (futures, not one asyncio
         task per item: a batch is thousands of items)."""
+        if len(items) == 1:  # one future, awaited directly: no gather (one loop turn less)
+            one = self.submit_local(owner, items[0])
+            return [self._to_result(await one) if isinstance(one, asyncio.Future) else one]
         pending = [self.submit_local(owner, item) for item in items]
         futures = [p for p in pending if isinstance(p, asyncio.Future)]
         if futures:

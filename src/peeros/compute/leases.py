@@ -113,13 +113,20 @@ class LeasedPlacer:
         self._refilling = False
         self._retry_at = 0.0
 
-    async def place(self, count: int, exclude: list[str]) -> list[Placement]:
+    def take_now(self, count: int, exclude: list[str]) -> list[Placement] | None:
+        """``count`` placements from the pool without waiting, or None (nothing taken)."""
         now = self.clock()
         leased = self.pool.take(count, exclude, now)
+        refill = not self._refilling and now >= self._retry_at
+        if leased is not None and refill and self.pool.wanted(now):
+            self._wake.set()
+        return leased
+
+    async def place(self, count: int, exclude: list[str]) -> list[Placement]:
+        leased = self.take_now(count, exclude)
         if leased is not None:
-            if not self._refilling and now >= self._retry_at and self.pool.wanted(now):
-                self._wake.set()
             return leased
+        now = self.clock()
         # Ask now; a small first-try request also tops the pool up in the same call.
         top_up = 0
         if not exclude and not self._refilling and count <= self.pool.size:

@@ -62,6 +62,8 @@ class Scheduler:
         self.running: dict[int, Job] = {}
         self.jobs: dict[str, Job] = {}
         self._events: deque[tuple[str, Any]] = deque()
+        #: Events are being handled (by the dispatcher, or at once by _post_now).
+        self._dispatching = False
         self._kick = asyncio.Event()
         self._tickets = itertools.count(1)
         self._orders = itertools.count()
@@ -87,8 +89,29 @@ class Scheduler:
         if self._first_submit is None:
             self._first_submit = now
         self._state(job, "NEW")
-        self._post("submit", job)
+        if not self._start_now(job):
+            self._post("submit", job)
         return job.future
+
+    def _start_now(self, job: Job) -> bool:
+        """Start ``job`` on an idle worker right here when the dispatcher would do nothing
+        else (it is idle, nothing is ready or pending, a slot is free): what it would do
+        one turn of the event loop later, for the common case of a lone task."""
+        if self._dispatching or self._events or self.ready or self._tg is None:
+            return False
+        slot = self._free_slot()
+        if slot is None or not self._acceptable(job, self._started() < self.max_started):
+            return False
+        execution = self.pool.start_now(job.spec)
+        if execution is None:
+            return False
+        self._state(job, "READY")
+        self._occupy(job, slot)
+        job.execution = execution
+        self._n_started += 1
+        self._watch(job, execution)
+        self._arm(job)
+        return True
 
     def block(self, task_id: str, waiting_on: str) -> None:
         """The job entered a blocking system call: RUNNING → WAITING, its slot is freed."""
@@ -167,13 +190,33 @@ class Scheduler:
         self._events.append((kind, item))
         self._kick.set()
 
+    def _post_now(self, kind: str, item: Any) -> None:
+        """Handle the event at once if the dispatcher is idle with nothing pending (it
+        would handle just this one); it is kicked only if a job became ready."""
+        if self._dispatching or self._events or self._tg is None:
+            self._post(kind, item)
+            return
+        self._dispatching = True
+        try:
+            getattr(self, f"_on_{kind}")(item)
+        except Exception:  # one bad event must not take the peer down
+            log.exception("scheduler: error while handling %s; going on", kind)
+        finally:
+            self._dispatching = False
+        if self.ready or self._events:
+            self._kick.set()
+
     async def _dispatch(self) -> None:
-        while self._events:
-            kind, item = self._events.popleft()
-            handler = getattr(self, f"_on_{kind}")
-            handler(item)
-        await self._preempt()
-        await self._fill()
+        self._dispatching = True
+        try:
+            while self._events:
+                kind, item = self._events.popleft()
+                handler = getattr(self, f"_on_{kind}")
+                handler(item)
+            await self._preempt()
+            await self._fill()
+        finally:
+            self._dispatching = False
 
     def _on_submit(self, job: Job) -> None:
         self._enqueue(job)
@@ -410,7 +453,7 @@ class Scheduler:
         self._state(job, "READY")
 
     def _watch(self, job: Job, execution: Execution) -> None:
-        execution.on_done(lambda outcome: self._post("done", (job, outcome)))
+        execution.on_done(lambda outcome: self._post_now("done", (job, outcome)))
 
     def _finish(
         self, job: Job, status: Status, outcome: TaskOutcome | None, error: str | None

@@ -45,6 +45,7 @@ KEEP_RESULTS = 100_000
 REMOTE_GRACE = 300.0
 
 Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
+PlaceNow = Callable[[int, list[str]], list[Placement] | None]
 #: Options that concern the origin only and never travel to an executor.
 _ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache"})
 
@@ -59,6 +60,7 @@ class TaskService:
         place: Place | None,
         remote_execute: Callable[[str, ExecuteRequest, float], Awaitable[ExecuteResponse]],
         remote_cancel: Callable[[str, str], Awaitable[None]],
+        place_now: PlaceNow | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.executor = executor
@@ -69,6 +71,8 @@ class TaskService:
         self.place = place
         self.remote_execute = remote_execute
         self.remote_cancel = remote_cancel
+        #: Placements at hand (leases), without a round trip: tasks start at once.
+        self.place_now = place_now
         self.tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._addresses: dict[str, str] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -134,7 +138,15 @@ class TaskService:
         if local:
             self._tg.create_task(self._run_here(local))
         if placed:
-            self._tg.create_task(self._place_and_run(placed))
+            at_hand = self.place_now(len(placed), []) if self.place_now is not None else None
+            if at_hand is not None:  # a few tasks on leases: no placement task in between
+                for peer_id, chunk in self._group(placed, at_hand).items():
+                    if peer_id == self.peer_id:
+                        self._tg.create_task(self._run_here(chunk))
+                    else:
+                        self._tg.create_task(self._run_remote(peer_id, chunk))
+            else:
+                self._tg.create_task(self._place_and_run(placed))
         return ids
 
     def _remember(self, t: Tracked) -> None:
@@ -154,12 +166,8 @@ class TaskService:
             log.warning("placement failed (%s); running %d task(s) here", exc, len(tasks))
             await self._run_here(tasks)
             return
-        groups: dict[str, list[Tracked]] = {}
-        for t, p in zip(tasks, placements, strict=True):
-            self._addresses[p.peer_id] = p.address
-            groups.setdefault(p.peer_id, []).append(t)
         async with asyncio.TaskGroup() as tg:
-            for peer_id, chunk in chunks.plan(groups):
+            for peer_id, chunk in chunks.plan(self._group(tasks, placements)):
                 if peer_id == self.peer_id:
                     tg.create_task(self._run_here(chunk))
                 else:
@@ -168,6 +176,14 @@ class TaskService:
                 # written (aiohttp sends a body from a task of its own) before the next
                 # chunk is built; else no peer gets its first chunk before all are built.
                 await asyncio.sleep(0)
+
+    def _group(self, tasks: list[Tracked], placements: list[Placement]) -> dict[str, list[Tracked]]:
+        """The tasks by the peer placed to run them (whose address is remembered)."""
+        groups: dict[str, list[Tracked]] = {}
+        for t, p in zip(tasks, placements, strict=True):
+            self._addresses[p.peer_id] = p.address
+            groups.setdefault(p.peer_id, []).append(t)
+        return groups
 
     async def _run_here(self, tasks: list[Tracked]) -> None:
         tasks = [t for t in tasks if not t.finished]
@@ -319,8 +335,9 @@ class TaskService:
             countdown = Countdown(len(pending) if wait_all else 1)
             for t in pending:
                 t.watchers.append(countdown)
-            try:
-                await asyncio.wait_for(asyncio.shield(countdown.future), timeout)
+            try:  # (the countdown is this call's own: a timeout may cancel it)
+                async with asyncio.timeout(timeout):
+                    await countdown.future
             except TimeoutError:
                 pass
             finally:

@@ -86,6 +86,7 @@ class Execution:
         #: False while queued behind another task of the worker.
         self.started = started
         self._revoking = False
+        self._callbacks: list[Callable[[TaskOutcome], None]] = []
 
     def _active(self) -> bool:
         return not self._future.done() and self._worker.execution is self
@@ -128,8 +129,12 @@ class Execution:
             self._pool._send_later(self._worker, line)
 
     def on_done(self, callback: Callable[[TaskOutcome], None]) -> None:
-        """Call ``callback(outcome)`` (from the event loop) once the task has ended."""
-        self._future.add_done_callback(lambda f: callback(f.result()))
+        """Call ``callback(outcome)`` once the task has ended: at once, where the outcome
+        is settled (a future's callback would cost one more turn of the event loop)."""
+        if self._future.done():
+            callback(self._future.result())
+        else:
+            self._callbacks.append(callback)
 
     async def wait(self) -> TaskOutcome:
         """The outcome (``crashed`` if the worker process died under the task)."""
@@ -144,6 +149,9 @@ class Execution:
         self.resume()  # never leave a stopped worker behind (a no-op unless it paused it)
         if not self._future.done():
             self._future.set_result(outcome)
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback(outcome)
 
     def _ended(self, why: str) -> TaskOutcome:
         wall = time.monotonic() - self._started

@@ -117,7 +117,9 @@ class WorkerProcess:
         """Write one message; raises ``OSError``/``TimeoutError`` if the worker is gone."""
         self.write(line)
         assert self.proc.stdin is not None
-        await asyncio.wait_for(self.proc.stdin.drain(), SEND_TIMEOUT)
+        if self.backlogged() or self.proc.stdin.transport.is_closing():
+            # (wait_for runs drain() as a task of its own: only when the pipe pushed back)
+            await asyncio.wait_for(self.proc.stdin.drain(), SEND_TIMEOUT)
 
     def backlogged(self) -> bool:
         """Bytes are waiting for the pipe (the worker is not reading fast enough)."""

@@ -168,6 +168,22 @@ class WorkerPool:
         self._replenish()
         return execution
 
+    def start_now(self, spec: TaskSpec) -> Execution | None:
+        """Hand ``spec`` to an idle worker of its owner (or an unbound one) without
+        waiting; None if there is none (then :meth:`execute`)."""
+        if self._closed or not self._started:
+            return None
+        worker = self._idle_for(spec.owner)
+        if worker is None:
+            return None
+        line = encode_task(spec, self.config)
+        worker.state, worker.owner = "busy", spec.owner
+        execution = Execution(spec.task_id, worker, self, spec.owner)
+        worker.execution = execution
+        self._send_now(worker, line)
+        self._replenish()
+        return execution
+
     def enqueue(self, behind: Execution, spec: TaskSpec) -> Execution | None:
         """Queue ``spec`` on the worker running ``behind`` (same owner), to start as soon
         as the tasks before it reply; None if that worker cannot take it any more."""
@@ -193,6 +209,12 @@ class WorkerPool:
         if not worker.outbox:
             asyncio.get_running_loop().call_soon(self._flush, worker)
         worker.outbox.append(line)
+
+    def _send_now(self, worker: Worker, line: bytes) -> None:
+        """Write ``line`` at once, unless a write is already queued (order is kept)."""
+        worker.outbox.append(line)
+        if len(worker.outbox) == 1:
+            self._flush(worker)
 
     def _flush(self, worker: Worker) -> None:
         """Write the worker's queued messages now (whole lines, never interleaved with
@@ -223,17 +245,28 @@ class WorkerPool:
             if self._closed:
                 raise PoolClosed("the worker pool is closed")
             changed = self._changed
+            worker = self._idle_for(owner)
+            if worker is not None:
+                worker.state, worker.owner = "busy", owner
+                return worker
             idle = [w for w in self._workers if w.state == "idle"]
-            mine = [w for w in idle if w.owner == owner] or [w for w in idle if w.owner is None]
-            if mine:
-                mine[0].state, mine[0].owner = "busy", owner
-                return mine[0]
             if self._room() <= 0 and idle:  # all idle workers belong to other owners
                 self._retire(idle[0], "making room for another owner")
             if self._room() > 0:
                 self._starting += 1
                 return await self._spawn(owner)
             await changed.wait()
+
+    def _idle_for(self, owner: str) -> Worker | None:
+        """An idle worker bound to ``owner``, else an idle unbound one, else None."""
+        unbound = None
+        for w in self._workers:
+            if w.state == "idle":
+                if w.owner == owner:
+                    return w
+                if w.owner is None and unbound is None:
+                    unbound = w
+        return unbound
 
     def _room(self) -> int:
         live = sum(w.state != "dead" for w in self._workers)
@@ -326,7 +359,6 @@ class WorkerPool:
                 if execution._kill_reason is not None:  # a reply that raced with kill()
                     outcome = execution._ended("")
                 worker.execution = None
-                execution._finish(outcome)
                 if msg.get("note"):
                     log.info("task %s: %s", execution.task_id, msg["note"])
                 if msg.get("recycle"):  # the worker runs nothing more: queued tasks come back
@@ -340,6 +372,8 @@ class WorkerPool:
                 elif worker.state == "busy":
                     worker.state = "idle"
                     self._notify()
+                # Last: whoever learns of the end (at once) sees the worker as it is now.
+                execution._finish(outcome)
             await process.reap()
             why = process.describe_exit()
         except ProtocolError as exc:

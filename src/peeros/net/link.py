@@ -70,15 +70,24 @@ HTTP_ONLY_FOR = 60.0
 
 
 class LinkServer:
-    """Serves ``/v1/link``: each frame is one call of a named operation."""
+    """Serves ``/v1/link`` (or another path: the local lane): each frame is one call of
+    a named operation."""
 
-    def __init__(self, ops: dict[str, Op]) -> None:
+    def __init__(
+        self,
+        ops: dict[str, Op],
+        path: str = LINK_PATH,
+        caller: Callable[[web.Request], str] = lambda request: request[PEER_ID],
+    ) -> None:
         self.ops = ops
+        self.path = path
+        #: Who calls, from the upgrade request (on the cluster plane: its certificate).
+        self.caller = caller
         self.calls_served = 0
         self._open: set[web.WebSocketResponse] = set()
 
     def add_route(self, app: web.Application) -> None:
-        app.router.add_get(LINK_PATH, self.handle)
+        app.router.add_get(self.path, self.handle)
         app.on_shutdown.append(self._close_all)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -88,7 +97,7 @@ class LinkServer:
             heartbeat=2 * HEARTBEAT,  # a caller that vanished does not hold its link forever
         )
         await ws.prepare(request)
-        caller = request[PEER_ID]
+        caller = self.caller(request)
         # At most MAX_IN_FLIGHT calls per link run at once; beyond that the link is not
         # read (TCP pushes back on the caller), as an HTTP/1.1 connection takes one
         # request at a time.

@@ -46,6 +46,7 @@ def build_apps(
     api_app[local_api.NODE] = node
     api_app[kernel_api.NODE] = node
     local_api.add_routes(api_app)
+    node.lane_server.add_route(api_app)
     kernel_api.add_user_routes(api_app)
     files_api.add_routes(cluster_app, api_app)
     files_batch.add_routes(cluster_app, api_app)

@@ -10,9 +10,11 @@ from aiohttp import web
 from peeros.errors import BadRequest
 from peeros.kernel.scheduling import SchedulingError
 from peeros.kernel.scheduling_sim import simulate
+from peeros.net.link import LinkServer
 from peeros.net.server import json_response, read_model
 from peeros.protocol import (
     BatchRequest,
+    LaneSubmit,
     SchedPolicyRequest,
     SimulateRequest,
     Submitted,
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 NODE: web.AppKey[PeerNode] = web.AppKey("node")
 N = TypeVar("N", int, float)
+LANE_PATH = "/v1/lane"
 _TASK_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -63,14 +66,30 @@ def _wait_param(request: web.Request) -> float:
     return number_query(request, "wait", 0.0, 0.0, 60.0, float)
 
 
-async def _submitted(request: web.Request, ids: list[str], wait: float) -> web.Response:
+async def submitted(node: PeerNode, ids: list[str], wait: float) -> Submitted:
     """``?wait=S`` answers with the results when all are done within S seconds, saving
     the client a second round trip (the common case for short tasks)."""
     if wait > 0:
-        got = await request.app[NODE].tasks.wait(ids, wait, True)
+        got = await node.tasks.wait(ids, wait, True)
         if not got.pending:
-            return json_response(Submitted(task_ids=ids, results=got.done))
-    return json_response(Submitted(task_ids=ids))
+            return Submitted(task_ids=ids, results=got.done)
+    return Submitted(task_ids=ids)
+
+
+async def _submitted(request: web.Request, ids: list[str], wait: float) -> web.Response:
+    return json_response(await submitted(request.app[NODE], ids, wait))
+
+
+def lane_server(node: PeerNode) -> LinkServer:
+    """The local lane (``GET /v1/lane``, see :mod:`peeros.client_lane`): ``submit`` is
+    ``POST /v1/tasks/batch?wait=S`` as a frame; the bearer token was checked at the
+    upgrade."""
+
+    async def submit_op(_caller: str, body: str) -> Submitted:
+        req = LaneSubmit.model_validate_json(body)
+        return await submitted(node, node.tasks.submit(req.tasks), req.wait)
+
+    return LinkServer({"submit": submit_op}, LANE_PATH, caller=lambda _request: "local")
 
 
 async def submit(request: web.Request) -> web.Response:

@@ -45,6 +45,7 @@ from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
 from peeros.net.link import LinkClient, LinkServer
 from peeros.net.server import start_site
+from peeros.peer import local_api
 from peeros.peer.apps import MAX_TASK_BODY, build_apps, load_or_create_api_token
 from peeros.peer.cluster_kernel import ClusterKernel
 from peeros.peer.enroll import enroll
@@ -94,6 +95,7 @@ class PeerNode:
         self.client: ClusterClient | None = None
         self.links: LinkClient | None = None
         self.link_server = LinkServer({"execute": self._execute_call})
+        self.lane_server = local_api.lane_server(self)
         max_workers = settings.max_workers or 4 * settings.slots + 4
         self.pool = WorkerPool(
             SandboxConfig(
@@ -132,6 +134,7 @@ class PeerNode:
             self.placer.place if self.placer else self._place if settings.tracker else None,
             self._remote_execute,
             self._remote_cancel,
+            self.placer.take_now if self.placer else None,
         )
         self.load = LoadSampler(self.data_dir, settings.slots, self.scheduler.counts)
         self.store = KVStore(
@@ -206,6 +209,7 @@ class PeerNode:
             memory_keys=self.store.dbsize(),
             links_open=self.links.open_links() if self.links else 0,
             link_calls_served=self.link_server.calls_served,
+            lane_calls_served=self.lane_server.calls_served,
         )
 
     async def _place(self, count: int, exclude: list[str]) -> list[Placement]:

@@ -141,3 +141,5 @@ class PeerStatus(Model):
     #: Peer links (``net/link.py``): open to other nodes, and calls served to theirs.
     links_open: int = 0
     link_calls_served: int = 0
+    #: Calls served on the local lane (the blocking client's task submissions).
+    lane_calls_served: int = 0

@@ -48,6 +48,13 @@ class BatchRequest(Model):
     tasks: list[TaskRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class LaneSubmit(BatchRequest):
+    """``submit`` on the local lane: ``POST /v1/tasks/batch?wait=S`` as one frame."""
+
+    #: Seconds to wait for every result before answering (0: at once, ids only).
+    wait: float = Field(default=0.0, ge=0, le=60)
+
+
 class TaskResult(Model):
     task_id: TaskId
     status: TaskStatus

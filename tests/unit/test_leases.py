@@ -187,3 +187,23 @@ def test_expired_leases_send_the_next_task_to_the_tracker() -> None:
         assert [c for c, _ in tracker.requests] == [5, 5]
 
     asyncio.run(run_placer(tracker, 4, body))
+
+
+def test_take_now_serves_from_the_pool_without_waiting_and_refills_behind() -> None:
+    """What a lone task's submission uses: leases at hand or None, never a request of
+    its own; taking the pool down to half wakes the background refill."""
+    tracker = Tracker(3)
+
+    async def body(placer: LeasedPlacer, now: list[float]) -> None:
+        assert placer.take_now(1, []) is None  # an empty pool: the caller asks the tracker
+        assert tracker.requests == []
+        await placer.place(1, [])  # fills the pool (8 leases)
+        taken = [placer.take_now(1, []) for _ in range(4)]
+        assert all(t is not None and len(t) == 1 for t in taken)
+        assert len(tracker.requests) == 1  # nothing asked on the way
+        await settle()
+        assert tracker.requests[1:] == [(4, [])]  # down to half: refilled in the background
+        assert placer.take_now(20, []) is None  # more than the pool holds: nothing taken
+        assert len(placer.pool) == 8
+
+    asyncio.run(run_placer(tracker, 8, body))

@@ -46,3 +46,27 @@ def test_replies_are_matched_by_id_and_errors_kept_whole() -> None:
     assert error == {"status": 403, "code": "forbidden", "message": "not yours"}
     assert _parse_reply(_error_frame(None, 400, "bad_request", "no id"))[0] is None
     assert _parse_reply('{"id": true, "body": 1}')[0] is None  # answers no call
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_lane_frames_are_masked_client_frames_of_any_length(n: int) -> None:
+    """RFC 6455 §5.2: FIN, the opcode, the mask bit, 7/16/64-bit lengths, the payload
+    XORed with the 4-byte key (what aiohttp's server unmasks)."""
+    from peeros.client_lane import frame
+
+    payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+    data = frame(0x1, payload)
+    assert data[0] == 0x81 and data[1] & 0x80
+    short = data[1] & 0x7F
+    if n < 126:
+        assert short == n
+        at = 2
+    elif n < 65536:
+        assert short == 126 and int.from_bytes(data[2:4], "big") == n
+        at = 4
+    else:
+        assert short == 127 and int.from_bytes(data[2:10], "big") == n
+        at = 10
+    key, body = data[at : at + 4], data[at + 4 :]
+    assert len(body) == n
+    assert bytes(b ^ key[i % 4] for i, b in enumerate(body)) == payload

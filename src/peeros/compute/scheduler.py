@@ -3,7 +3,12 @@
 The *decisions* come from :mod:`peeros.kernel.scheduling` (the same code the simulator
 runs); this module only applies them to processes. All state changes happen in one
 coroutine, the dispatcher: completions, timers and requests post events and kick it, so
-there are no races between "a task finished" and "start the next one".
+there are no races between "a task finished" and "start the next one" (what each event
+does is in :mod:`peeros.compute.sched_events`). Two shortcuts take the dispatcher's
+place when it is idle and would do just that: a lone task is started where it is
+submitted (:meth:`Scheduler._start_now`), and a task's end is settled where it is
+reported (:meth:`Scheduler._post_now`); a remote task's round trip is two turns of the
+event loop shorter.
 
 Preemption is real: a preempted task's whole sandbox is stopped with SIGSTOP and later
 resumed with SIGCONT on the same worker (Silberschatz §5.3.3; NOTES: 50 ms quanta keep
@@ -21,17 +26,17 @@ from collections.abc import Callable
 from typing import Any
 
 from peeros.compute.jobs import Hooks, Job, JobResult, Status, policy_view
-from peeros.compute.pipelining import detach, prefetch, promote, revoke_all, unstarted
+from peeros.compute.pipelining import prefetch
 from peeros.compute.readyqueue import ReadyQueue
+from peeros.compute.sched_events import DEFAULT_BURST, HANDLERS
 from peeros.compute.sched_view import snapshot
 from peeros.compute.workers import Execution, TaskOutcome, WorkerPool
 from peeros.errors import BadRequest, PeerOSError
-from peeros.kernel.scheduling import Policy, SchedulingError, Task, exponential_average, make_policy
+from peeros.kernel.scheduling import Policy, SchedulingError, Task, make_policy
 
 log = logging.getLogger(__name__)
 
 GANTT_KEEP = 500
-DEFAULT_BURST = 1.0
 
 
 class Scheduler:
@@ -198,7 +203,7 @@ class Scheduler:
             return
         self._dispatching = True
         try:
-            getattr(self, f"_on_{kind}")(item)
+            HANDLERS[kind](self, item)
         except Exception:  # one bad event must not take the peer down
             log.exception("scheduler: error while handling %s; going on", kind)
         finally:
@@ -211,109 +216,11 @@ class Scheduler:
         try:
             while self._events:
                 kind, item = self._events.popleft()
-                handler = getattr(self, f"_on_{kind}")
-                handler(item)
+                HANDLERS[kind](self, item)
             await self._preempt()
             await self._fill()
         finally:
             self._dispatching = False
-
-    def _on_submit(self, job: Job) -> None:
-        self._enqueue(job)
-        self._state(job, "READY")
-
-    def _on_block(self, item: tuple[Job, str]) -> None:
-        job, waiting_on = item
-        if job.execution is None or job.blocked or job.task_id not in self.jobs:
-            return
-        if job.slot is not None:
-            self._end_stint(job)
-        elif job.task_id in self.ready:
-            # Preempted while its blocking call was on the way: it sleeps in the call,
-            # not on SIGSTOP. It was running when it called, so it goes on from there.
-            self._dequeue(job)
-            job.execution.resume()
-            self._state(job, "RUNNING")
-        for queued in job.queued:  # they would wait for the whole call: take them back
-            if queued.execution is not None:
-                queued.execution.revoke()
-        job.blocked, job.waiting_on = True, waiting_on
-        self._state(job, "WAITING")
-
-    def _on_wake(self, item: tuple[Job, asyncio.Future[None]]) -> None:
-        job, fut = item
-        if not job.blocked or job.task_id not in self.jobs:
-            if not fut.done():
-                fut.set_result(None)
-            return
-        job.blocked, job.waiting_on, job.wake = False, None, fut
-        job.enqueued = self.clock()
-        job.ticket = next(self._tickets)
-        self._enqueue(job)
-        self._state(job, "READY")
-
-    def _on_retry(self, _: None) -> None:
-        pass  # the fill that follows every batch of events re-checks held jobs
-
-    def _on_policy(self, _: None) -> None:
-        self.ready.rekey(self._static_key)  # the order is the new policy's
-        if self.policy_name != "fcfs":
-            revoke_all(self)
-        for job in self.running.values():  # restart round-robin slices under the new policy
-            self._arm_quantum(job)
-
-    def _on_cancel(self, task_id: str) -> None:
-        job = self.jobs.get(task_id)
-        if job is None:
-            return
-        if job.execution is None:
-            self._dequeue(job)
-            self._finish(job, "CANCELLED", None, "cancelled before it started")
-        else:
-            job.kill_status = "CANCELLED"
-            job.execution.kill("cancelled")
-
-    def _on_timeout(self, item: tuple[Job, int]) -> None:
-        job, stint = item
-        if job.stint == stint and job.slot is not None and job.execution is not None:
-            job.kill_status = "TIMED_OUT"
-            job.execution.kill(f"timed out after {job.timeout:g}s")
-
-    def _on_quantum(self, item: tuple[Job, int]) -> None:
-        job, stint = item
-        if job.stint != stint or job.slot is None:
-            return
-        if self.ready and self._started() <= self.max_started:
-            self._pause(job)
-        else:
-            self._arm_quantum(job)
-
-    def _on_done(self, item: tuple[Job, TaskOutcome]) -> None:
-        job, outcome = item
-        if self.jobs.get(job.task_id) is not job:
-            return
-        if not outcome.started:
-            unstarted(self, job)
-            return
-        detach(job)
-        slot = job.slot
-        if job.slot is not None:
-            self._end_stint(job)
-        elif job.task_id in self.ready:
-            self._dequeue(job)
-        if job.queued:  # its worker has already moved on to the next one
-            promote(self, job, slot)
-        job.blocked = False
-        if outcome.status == "ok":
-            status: Status = "DONE"
-            if job.expected is None:
-                prev = self._bursts.get(job.burst_key, DEFAULT_BURST)
-                self._bursts[job.burst_key] = exponential_average(prev, job.used)
-        elif outcome.status == "killed":
-            status = job.kill_status or "FAILED"
-        else:
-            status = "FAILED"
-        self._finish(job, status, outcome, outcome.error)
 
     # --- mechanics ---------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from peeros.compute.worker_process import WorkerProcess
-from peeros.compute.worker_protocol import TaskOutcome
+from peeros.compute.worker_protocol import ProtocolError, TaskOutcome, decode_outcome
 from peeros.errors import PeerOSError
 
 if TYPE_CHECKING:
@@ -40,6 +40,52 @@ class Worker:
     queued: deque[Execution] = field(default_factory=deque)
     #: Messages waiting to be written in one go (``WorkerPool._send_later``).
     outbox: list[bytes] = field(default_factory=list)
+
+    def post(self, line: bytes) -> bool:
+        """Queue a message; True if the outbox was empty (a :meth:`flush` must follow)."""
+        self.outbox.append(line)
+        return len(self.outbox) == 1
+
+    def flush(self) -> bool:
+        """Write the queued messages at once (whole lines, never interleaved with another
+        write); True if the pipe pushed back and the rest must be drained."""
+        data = b"".join(self.outbox)
+        self.outbox.clear()
+        if not data or self.state == "dead":
+            return False
+        try:
+            self.process.write(data)
+        except (OSError, RuntimeError) as exc:
+            log.info("worker %d: could not write: %r", self.process.number, exc)
+            self.process.kill()
+            return False
+        return self.process.backlogged()
+
+    def replied(self, msg: dict[str, Any]) -> tuple[Execution, TaskOutcome, str | None]:
+        """The current task's reply: ``(its execution, its outcome, what the pool must do
+        next)`` — ``retire`` the worker (it asked to be recycled), ``kill`` it (the next
+        task had been revoked too late), or mark it ``idle``; the worker has moved on to
+        its next queued task, if any. Raises :class:`ProtocolError` for a reply to no
+        task of its."""
+        execution = self.execution
+        if execution is None or msg.get("id") != execution.task_id:
+            raise ProtocolError(f"unexpected message {str(msg)[:80]}")
+        outcome = decode_outcome(msg)
+        if execution._kill_reason is not None:  # a reply that raced with kill()
+            outcome = execution._ended("")
+        self.execution = None
+        if msg.get("note"):
+            log.info("task %s: %s", execution.task_id, msg["note"])
+        if msg.get("recycle"):
+            return execution, outcome, "retire"
+        if self.state == "dead":  # killed as it replied: queued tasks come back unstarted
+            return execution, outcome, None
+        if (nxt := self.promote()) is not None:
+            return execution, outcome, "kill" if nxt._kill_reason is not None else None
+        if self.state == "busy":
+            self.state = "idle"
+            return execution, outcome, "idle"
+        return execution, outcome, None
 
     def promote(self) -> Execution | None:
         """The current task replied: the first queued one is running now."""

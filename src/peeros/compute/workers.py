@@ -34,7 +34,6 @@ from peeros.compute.worker_protocol import (
     SandboxError,
     TaskOutcome,
     TaskSpec,
-    decode_outcome,
     encode_task,
 )
 
@@ -155,8 +154,7 @@ class WorkerPool:
             raise SandboxError("WorkerPool.start() was not called")
         line = encode_task(spec, self.config)
         worker = await self._acquire(spec.owner)
-        execution = Execution(spec.task_id, worker, self, spec.owner)
-        worker.execution = execution
+        execution = worker.execution = Execution(spec.task_id, worker, self, spec.owner)
         try:
             await worker.process.send(line)
         except (OSError, TimeoutError) as exc:  # dead or stuck: its monitor reports the crash
@@ -178,9 +176,9 @@ class WorkerPool:
             return None
         line = encode_task(spec, self.config)
         worker.state, worker.owner = "busy", spec.owner
-        execution = Execution(spec.task_id, worker, self, spec.owner)
-        worker.execution = execution
-        self._send_now(worker, line)
+        execution = worker.execution = Execution(spec.task_id, worker, self, spec.owner)
+        if worker.post(line):
+            self._flush(worker)
         self._replenish()
         return execution
 
@@ -206,39 +204,21 @@ class WorkerPool:
         """Queue ``line`` for the worker; everything queued during one turn of the event
         loop (e.g. the tasks one dispatch hands to it) goes out in a single write, which
         the worker reads in one go. Messages to a worker keep their order."""
-        if not worker.outbox:
+        if worker.post(line):
             asyncio.get_running_loop().call_soon(self._flush, worker)
-        worker.outbox.append(line)
-
-    def _send_now(self, worker: Worker, line: bytes) -> None:
-        """Write ``line`` at once, unless a write is already queued (order is kept)."""
-        worker.outbox.append(line)
-        if len(worker.outbox) == 1:
-            self._flush(worker)
 
     def _flush(self, worker: Worker) -> None:
-        """Write the worker's queued messages now (whole lines, never interleaved with
-        another write); drain in the background only if the pipe pushed back."""
+        """Write the worker's queued messages; drain in the background only if the pipe
+        pushed back."""
+        if worker.flush():
+            self._background(self._drain(worker))
 
-        async def drain() -> None:
-            try:
-                await worker.process.send(b"")
-            except (OSError, TimeoutError) as exc:  # its monitor reports the death
-                log.info("worker %d: could not write: %r", worker.process.number, exc)
-                worker.process.kill()
-
-        data = b"".join(worker.outbox)
-        worker.outbox.clear()
-        if not data or worker.state == "dead":
-            return
+    async def _drain(self, worker: Worker) -> None:
         try:
-            worker.process.write(data)
-        except (OSError, RuntimeError) as exc:
+            await worker.process.send(b"")
+        except (OSError, TimeoutError) as exc:  # its monitor reports the death
             log.info("worker %d: could not write: %r", worker.process.number, exc)
             worker.process.kill()
-            return
-        if worker.process.backlogged():
-            self._background(drain())
 
     async def _acquire(self, owner: str) -> Worker:
         while True:
@@ -353,24 +333,13 @@ class WorkerPool:
                 if "revoked" in msg:
                     worker.on_revoked(msg)
                     continue
-                if execution is None or msg.get("id") != execution.task_id:
-                    raise ProtocolError(f"unexpected message {str(msg)[:80]}")
-                outcome = decode_outcome(msg)
-                if execution._kill_reason is not None:  # a reply that raced with kill()
-                    outcome = execution._ended("")
-                worker.execution = None
-                if msg.get("note"):
-                    log.info("task %s: %s", execution.task_id, msg["note"])
-                if msg.get("recycle"):  # the worker runs nothing more: queued tasks come back
+                execution, outcome, then = worker.replied(msg)
+                if then == "retire":  # the worker runs nothing more: queued tasks come back
                     self._retire(worker, f"task {execution.task_id}: {msg['recycle']}")
-                elif worker.state == "dead":
-                    pass  # killed as it replied: its queued tasks come back unstarted
-                elif (nxt := worker.promote()) is not None:
-                    if nxt._kill_reason is not None:  # revoked too late: it started
-                        self._discard(worker)
-                        process.kill()
-                elif worker.state == "busy":
-                    worker.state = "idle"
+                elif then == "kill":  # a task revoked too late started: it must not run
+                    self._discard(worker)
+                    process.kill()
+                elif then == "idle":
                     self._notify()
                 # Last: whoever learns of the end (at once) sees the worker as it is now.
                 execution._finish(outcome)

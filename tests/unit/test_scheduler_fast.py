@@ -1,0 +1,137 @@
+"""The scheduler's fast paths for a lone task: started where it is submitted, and its end
+settled where it is reported, without a turn of the dispatcher — yet with the same state
+moves, and only when the dispatcher would have done nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from peeros.compute.jobs import Job
+from peeros.compute.scheduler import Scheduler
+from peeros.compute.workers import TaskOutcome, TaskSpec
+from tests.unit.test_scheduler_races import Recorder
+
+
+class Execution:
+    """Tells of its end at once, as the real one does."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.callbacks: list[Any] = []
+
+    def on_done(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def end(self, outcome: TaskOutcome) -> None:
+        for callback in self.callbacks:
+            callback(outcome)
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def kill(self, reason: str = "killed") -> None:
+        self.end(TaskOutcome(status="killed", error=reason))
+
+
+class Pool:
+    """``idle`` workers free for ``start_now``; ``execute`` always works."""
+
+    def __init__(self, idle: int) -> None:
+        self.idle = idle
+        self.started_now: list[str] = []
+        self.executions: dict[str, Execution] = {}
+
+    def start_now(self, spec: TaskSpec) -> Execution | None:
+        if self.idle <= 0:
+            return None
+        self.idle -= 1
+        self.started_now.append(spec.task_id)
+        return self.executions.setdefault(spec.task_id, Execution(spec.task_id))
+
+    async def execute(self, spec: TaskSpec) -> Execution:
+        return self.executions.setdefault(spec.task_id, Execution(spec.task_id))
+
+    def enqueue(self, behind: Any, spec: TaskSpec) -> Any:
+        return None
+
+
+def job(n: int) -> Job:
+    tid = f"{n:032d}"
+    return Job(task_id=tid, spec=TaskSpec(task_id=tid, owner="o", program="x", function="f"))
+
+
+async def running(scheduler: Scheduler) -> asyncio.Task[None]:
+    runner = asyncio.create_task(scheduler.run())
+    while scheduler._tg is None:  # the dispatcher is up (and idle)
+        await asyncio.sleep(0)
+    return runner
+
+
+async def test_a_lone_task_starts_and_ends_without_the_dispatcher() -> None:
+    pool = Pool(idle=1)
+    scheduler = Scheduler(pool, slots=2)  # type: ignore[arg-type]
+    scheduler.hooks = hooks = Recorder()
+    runner = await running(scheduler)
+    try:
+        a = job(1)
+        future = scheduler.submit(a)
+        # no await in between: it is running already, with every state move recorded
+        assert pool.started_now == [a.task_id] and a.slot is not None
+        assert hooks.states[a.task_id] == ["NEW", "READY", "RUNNING"]
+        assert scheduler.counts() == (0, 1)
+        pool.executions[a.task_id].end(TaskOutcome(status="ok", result=3))
+        assert future.done() and future.result().status == "DONE"  # settled at once
+        assert hooks.states[a.task_id][-1] == "DONE" and scheduler.counts() == (0, 0)
+        assert not scheduler._events
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_no_fast_start_past_a_ready_queue_or_without_an_idle_worker() -> None:
+    pool = Pool(idle=1)
+    scheduler = Scheduler(pool, slots=1)  # type: ignore[arg-type]
+    scheduler.hooks = hooks = Recorder()
+    runner = await running(scheduler)
+    try:
+        a, b, c = job(1), job(2), job(3)
+        fa = scheduler.submit(a)  # started at once
+        fb = scheduler.submit(b)  # no free slot: queued by the dispatcher
+        fc = scheduler.submit(c)  # an event is pending: never ahead of it
+        assert pool.started_now == [a.task_id]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert hooks.states[b.task_id][-1] == "READY" and hooks.states[c.task_id][-1] == "READY"
+        pool.executions[a.task_id].end(TaskOutcome(status="ok", result=1))
+        assert fa.done()
+        for _ in range(20):  # a job is ready: the dispatcher starts it (FCFS: b first)
+            await asyncio.sleep(0)
+        assert hooks.states[b.task_id][-1] == "RUNNING" and hooks.states[c.task_id][-1] == "READY"
+        pool.executions[b.task_id].end(TaskOutcome(status="ok", result=2))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        pool.executions[c.task_id].end(TaskOutcome(status="ok", result=3))
+        assert [(await f).status for f in (fa, fb, fc)] == ["DONE"] * 3
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_an_end_reported_while_the_dispatcher_works_waits_for_it() -> None:
+    pool = Pool(idle=1)
+    scheduler = Scheduler(pool, slots=2)  # type: ignore[arg-type]
+    scheduler.hooks = Recorder()
+    runner = await running(scheduler)
+    try:
+        a = job(1)
+        future = scheduler.submit(a)
+        scheduler._dispatching = True  # as if the dispatcher were mid-way through a dispatch
+        pool.executions[a.task_id].end(TaskOutcome(status="ok", result=1))
+        assert not future.done() and scheduler._events  # posted, not handled re-entrantly
+        scheduler._dispatching = False
+        assert (await asyncio.wait_for(future, 5)).status == "DONE"
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

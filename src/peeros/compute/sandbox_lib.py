@@ -197,16 +197,20 @@ class TaskWatch:
     allocator went round a full cycle, which :data:`SECONDS_PER_PID_MIN` rules out for a
     task shorter than ``quiet_wall``. Then no clean-up is needed, and no child was reaped
     either: ``RUSAGE_CHILDREN`` is as it was after the last clean-up (kept in ``kids``).
+    (Like every check made in this process, it guards against what a task does by
+    accident: a task can defeat any of them on purpose, not the sandbox's hard limits.)
     """
 
     def __init__(self, pidns: bool) -> None:
-        self.pidns = pidns
         self.statm = ProcFile("/proc/self/statm")
         self.page = resource.getpagesize()
-        self.last_pid = ProcFile("/proc/sys/kernel/ns_last_pid") if pidns else None
-        with open("/proc/sys/kernel/pid_max") as f:
-            cycle = int(f.read()) - PID_CYCLE_SLACK
-        self.quiet_wall = max(cycle, 0) * SECONDS_PER_PID_MIN
+        self.last_pid: ProcFile | None = None
+        self.quiet_wall = 0.0
+        if pidns:
+            self.last_pid = ProcFile("/proc/sys/kernel/ns_last_pid")
+            with open("/proc/sys/kernel/pid_max") as f:
+                cycle = int(f.read()) - PID_CYCLE_SLACK
+            self.quiet_wall = max(cycle, 0) * SECONDS_PER_PID_MIN
         self.kids = children_cpu()
         self._pid0, self._own0, self._kids0, self._wall0 = b"", 0.0, 0.0, 0.0
 

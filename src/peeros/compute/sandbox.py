@@ -28,6 +28,8 @@ trust boundary, like a Ray worker per job. Each task gets:
 After each task, processes the task left behind are killed (``kill(-1, SIGKILL)`` inside
 the pid namespace reaches every process of our uid there except us and the namespace
 init); threads cannot be killed, so leftover threads make the worker ask to be recycled.
+A task after which the namespace's last pid is unchanged created neither: nothing to look
+for (``TaskWatch`` in :mod:`peeros.compute.sandbox_lib` says why that is sound).
 
 The messages on the pipe are described in :mod:`peeros.compute.worker_protocol`.
 """
@@ -43,18 +45,15 @@ import itertools
 import json
 import os
 import pickle
-import resource
 import shutil
 import signal
 import stat
 import sys
 import tempfile
 import threading
-import time
 import traceback
 from collections import OrderedDict, deque
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -71,11 +70,11 @@ def _load_lib() -> Any:
 
 
 if TYPE_CHECKING:
-    from peeros.compute.sandbox_lib import Lines, cleanup, drop_privileges, self_stat
+    from peeros.compute.sandbox_lib import Lines, TaskLimits, TaskWatch, cleanup, drop_privileges
 else:
     _lib = _load_lib()
-    Lines, drop_privileges = _lib.Lines, _lib.drop_privileges
-    cleanup, self_stat = _lib.cleanup, _lib.self_stat
+    Lines, drop_privileges, cleanup = _lib.Lines, _lib.drop_privileges, _lib.cleanup
+    TaskLimits, TaskWatch = _lib.TaskLimits, _lib.TaskWatch
 
 
 #: Exit status when the sandbox cannot be set up; the pool reports the worker's stderr.
@@ -101,6 +100,10 @@ class _State:
     programs: OrderedDict[str, dict[str, Any]] = OrderedDict()
     #: The working directory the last task left pristine (reused), if any.
     workdir: str | None = None
+    #: Its lstat when last seen empty (in the sandbox's tmpfs only, see _release_workdir).
+    workdir_key: tuple[int, ...] | None = None
+    watch: TaskWatch
+    limits: TaskLimits
     #: Task messages that arrived while a system call waited for its answer.
     pending: deque[dict[str, Any]] = deque()
 
@@ -139,39 +142,9 @@ def _forget_protocol() -> None:
     _State.proto_in = _State.proto_out = None
 
 
-def _cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def _on_sigxcpu(signum: int, frame: FrameType | None) -> None:
     if _State.in_task:
         raise CpuTimeExceeded("CPU time limit of the task exceeded")
-
-
-@contextmanager
-def _task_limits(memory: int, cpu: float, cpu_used: float) -> Iterator[None]:
-    """Soft limits for one task, under the worker's hard limits; restored afterwards.
-    ``cpu_used``: the CPU seconds the worker has used so far (``_cpu_seconds()``)."""
-    as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    current = self_stat()[0]
-    as_soft = current + memory
-    if as_hard != resource.RLIM_INFINITY:
-        as_soft = min(as_soft, as_hard)
-    cpu_soft = int(cpu_used + cpu) + 1
-    if cpu_hard != resource.RLIM_INFINITY:
-        cpu_soft = min(cpu_soft, cpu_hard)
-    resource.setrlimit(resource.RLIMIT_AS, (as_soft, as_hard))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_soft, cpu_hard))
-    _State.in_task = True
-    try:
-        yield
-    finally:
-        _State.in_task = False
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
-        resource.setrlimit(resource.RLIMIT_AS, (as_hard, as_hard))
 
 
 def _program_namespace(program: str) -> dict[str, Any]:
@@ -189,6 +162,8 @@ def _program_namespace(program: str) -> dict[str, Any]:
 
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
+#: ``json.dumps(x, allow_nan=False)`` builds this encoder anew on every call.
+_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def _call(msg: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +182,7 @@ def _call(msg: dict[str, Any]) -> dict[str, Any]:
         raise NameError(f"the program defines no function {msg['function']!r}")
     result = fn(*msg["args"], **msg["kwargs"])
     try:
-        text = json.dumps(result, allow_nan=False)
+        text = _JSON.encode(result)
     except Exception as exc:
         return {"error": f"result is not JSON serialisable: {_one_line(exc)}"}
     return {"result_json": text}
@@ -241,12 +216,22 @@ def _workdir(number: int) -> str:
 
 
 def _release_workdir(workdir: str) -> None:
+    """Keep the directory for the next task if it is pristine (we may stay in it meanwhile).
+
+    In the sandbox, /tmp is a tmpfs, whose directories count their entries in their size:
+    a directory whose lstat (inode, mode, links, size, times) is that of the moment it was
+    last seen empty is still empty, without listing it (elsewhere the size may not change
+    and timestamps may be too coarse to tell, so the directory is listed every time)."""
     with suppress(OSError):
         st = os.lstat(workdir)
+        key = (st.st_ino, st.st_mode, st.st_nlink, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key == _State.workdir_key:
+            return
         mode = st.st_mode
         if stat.S_ISDIR(mode) and stat.S_IMODE(mode) == 0o700 and not os.listdir(workdir):
-            return  # pristine: the next task may have it (we may stay in it meanwhile)
-    _State.workdir = None
+            _State.workdir_key = key if _State.pidns else None
+            return
+    _State.workdir = _State.workdir_key = None
     os.chdir(TMP)
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -256,10 +241,19 @@ def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
     workdir = _workdir(number)
     os.chdir(workdir)
     reply: dict[str, Any] = {"id": msg.get("id"), "status": "ok"}
-    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    watch, limits = _State.watch, _State.limits
+    cpu_used = watch.begin()
     try:
-        with _task_limits(int(msg["memory"]), float(msg["cpu"]), cpu0):
+        # Soft limits under the worker's hard ones: the address space now + the task's
+        # memory; the CPU used so far + the task's CPU seconds (SIGXCPU when spent).
+        memory, cpu = int(msg["memory"]), float(msg["cpu"])
+        limits.enter(watch.address_space() + memory, int(cpu_used + cpu) + 1)
+        _State.in_task = True
+        try:
             reply |= _call(msg)
+        finally:
+            _State.in_task = False
+            limits.restore()
     except BaseException as exc:  # SystemExit, MemoryError, ... are the task's errors too
         reply["traceback"] = _remote_traceback(exc)
         reply["error"] = _one_line(exc)
@@ -268,13 +262,16 @@ def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
             os._exit(0)  # a process the task forked came back here: it must not go on
     if "error" in reply:
         reply["status"] = "error"
-    reply["cpu"] = _cpu_seconds() - cpu0
-    reply["wall"] = time.perf_counter() - wall0
+    reply["cpu"], reply["wall"], quiet = watch.end()
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # the task may have closed or replaced them
             stream.flush()
-    _release_workdir(workdir)
-    reply["note"], reply["recycle"] = cleanup(_State.pidns, _State.worker_pid)
+    if quiet:  # it started no process and no thread (TaskWatch)
+        reply["note"] = reply["recycle"] = None
+    else:
+        reply["note"], reply["recycle"] = cleanup(_State.pidns, _State.worker_pid)
+        watch.after_cleanup()
+    _release_workdir(workdir)  # after the clean-up: nothing left can write into it
     return reply
 
 
@@ -299,7 +296,7 @@ def peeros_syscall(op: str, args: dict[str, Any]) -> Any:
     assert _State.proto_in is not None
     with _syscall_lock:
         seq = next(_syscall_seq)
-        line = json.dumps({"syscall": op, "args": args, "seq": seq}, allow_nan=False)
+        line = _JSON.encode({"syscall": op, "args": args, "seq": seq})
         _State.proto_out.write(line.encode() + b"\n")
         _State.proto_out.flush()
         while True:  # tasks queued behind this one may arrive first: keep them for later
@@ -366,7 +363,7 @@ def _revoke(out: io.BufferedWriter, msg: dict[str, Any]) -> None:
 
 def _send(out: io.BufferedWriter, reply: dict[str, Any]) -> None:
     text = reply.pop("result_json", None)
-    data = json.dumps(reply, allow_nan=False)
+    data = _JSON.encode(reply)
     if text is not None:  # splice the already-validated result in: no second encoding
         data = data[:-1] + ', "result": ' + text + "}"
     out.write(data.encode() + b"\n")
@@ -383,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if not _State.pidns:  # unsandboxed: the interpreter may be unreadable as uid 65534
             import cloudpickle  # noqa: F401
         drop_privileges(opts)
+        _State.watch, _State.limits = TaskWatch(_State.pidns), TaskLimits()
     except (OSError, ValueError) as exc:
         print(f"sandbox: setup failed: {exc}", file=sys.stderr)
         return EXIT_SETUP_FAILED

@@ -1,6 +1,6 @@
-"""Parts of the task worker (:mod:`peeros.compute.sandbox`) that hold no worker state: the
+"""Parts of the task worker (:mod:`peeros.compute.sandbox`) that hold no task state: the
 privilege drop it performs before reading a task, the line reader of its protocol pipe,
-and the clean-up of what a task left behind.
+the per-task limits and measurements, and the clean-up of what a task left behind.
 
 The worker runs as a plain script (``python -I sandbox.py``: neither its directory nor the
 ``peeros`` package is on ``sys.path``), so it loads this file by path; this module imports
@@ -22,6 +22,17 @@ _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 #: How long the post-task cleanup waits for killed processes to disappear.
 CLEANUP_TIMEOUT = 2.0
+#: How long the clean-up waits for threads to finish exiting before recycling the worker
+#: (``Thread.join()`` returns before the thread has left the kernel).
+THREAD_EXIT_GRACE = 0.05
+#: A lower bound of the time the kernel needs to hand out one pid, far below what any
+#: machine achieves (each clone and each exit takes ``pidmap_lock`` and ``tasklist_lock``
+#: for longer than this), so a full cycle of the pid allocator takes at least
+#: ``(pid_max - PID_CYCLE_SLACK) * SECONDS_PER_PID_MIN`` (3 ms with pid_max = 32768).
+SECONDS_PER_PID_MIN = 1e-7
+#: The kernel's RESERVED_PIDS (where allocation resumes after a wrap) plus the most pids
+#: that can be in use in a sandbox (its RLIMIT_NPROC, the init and the worker).
+PID_CYCLE_SLACK = 600
 
 
 class Lines:
@@ -133,6 +144,146 @@ def self_stat() -> tuple[int, int]:
     return int(fields[20]), int(fields[17])
 
 
+class ProcFile:
+    """A /proc file kept open and re-read with one ``pread`` at offset 0 (sysctl and
+    seq_file contents are generated anew by every read from offset 0) instead of the
+    open/read/close of a path. The task runs in this process and may close or replace
+    the descriptor: :meth:`intact` says whether it is still the file opened."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+        self._reopen()
+
+    def _reopen(self) -> None:
+        self.fd = os.open(self.path, os.O_RDONLY)  # not inherited by exec (PEP 446)
+        st = os.fstat(self.fd)
+        self._ident = (st.st_dev, st.st_ino)
+
+    def read(self) -> bytes:
+        try:
+            return os.pread(self.fd, 256, 0)
+        except OSError:  # closed (maybe reused) by the task: a descriptor of our own again
+            self._reopen()
+            return os.pread(self.fd, 256, 0)
+
+    def intact(self) -> bool:
+        """Whether the descriptor still is the file opened; if not, it is opened again."""
+        try:
+            st = os.fstat(self.fd)
+            if (st.st_dev, st.st_ino) == self._ident:
+                return True
+        except OSError:
+            pass
+        self._reopen()
+        return False
+
+
+def children_cpu() -> float:
+    """CPU seconds of the reaped children (and their reaped descendants) of this process."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+class TaskWatch:
+    """The CPU, wall time and address space around one task, and whether the task may
+    have left a process or a thread behind (:meth:`end`'s ``quiet``).
+
+    In a pid namespace, ``/proc/sys/kernel/ns_last_pid`` is the last pid allocated in it,
+    to processes and threads alike; the task cannot set it (that needs
+    CAP_CHECKPOINT_RESTORE, as does choosing a pid with ``clone3``). Every task starts
+    alone with this thread (leftovers are killed or the worker is recycled), so an
+    unchanged value means the task created no process and no thread — unless the
+    allocator went round a full cycle, which :data:`SECONDS_PER_PID_MIN` rules out for a
+    task shorter than ``quiet_wall``. Then no clean-up is needed, and no child was reaped
+    either: ``RUSAGE_CHILDREN`` is as it was after the last clean-up (kept in ``kids``).
+    (Like every check made in this process, it guards against what a task does by
+    accident: a task can defeat any of them on purpose, not the sandbox's hard limits.)
+    """
+
+    def __init__(self, pidns: bool) -> None:
+        self.statm = ProcFile("/proc/self/statm")
+        self.page = resource.getpagesize()
+        self.last_pid: ProcFile | None = None
+        self.quiet_wall = 0.0
+        if pidns:
+            self.last_pid = ProcFile("/proc/sys/kernel/ns_last_pid")
+            with open("/proc/sys/kernel/pid_max") as f:
+                cycle = int(f.read()) - PID_CYCLE_SLACK
+            self.quiet_wall = max(cycle, 0) * SECONDS_PER_PID_MIN
+        self.kids = children_cpu()
+        self._pid0, self._own0, self._kids0, self._wall0 = b"", 0.0, 0.0, 0.0
+
+    def address_space(self) -> int:
+        """This process's address space in bytes (``/proc/self/statm``'s first field)."""
+        for _ in range(2):
+            fields = self.statm.read().split()
+            if len(fields) == 7 and fields[0].isdigit():
+                return int(fields[0]) * self.page
+            self.statm.intact()  # not statm's format: a descriptor the task replaced
+        raise OSError("cannot read /proc/self/statm")
+
+    def begin(self) -> float:
+        """Start measuring; returns the CPU seconds used so far (own and reaped children)."""
+        self._wall0 = time.perf_counter()
+        if self.last_pid is not None:
+            self._pid0 = self.last_pid.read()
+        else:
+            self.kids = children_cpu()
+        self._kids0 = self.kids
+        self._own0 = time.process_time()
+        return self._own0 + self._kids0
+
+    def end(self) -> tuple[float, float, bool]:
+        """``(CPU seconds, wall seconds, quiet)`` of the task since :meth:`begin`; not quiet:
+        it may have left something behind (:func:`cleanup` must look)."""
+        own = time.process_time()
+        quiet = False
+        if self.last_pid is not None:
+            quiet = self.last_pid.read() == self._pid0 and self.last_pid.intact()
+        wall = time.perf_counter() - self._wall0
+        quiet = quiet and wall < self.quiet_wall
+        if not quiet:
+            self.kids = children_cpu()
+        return own - self._own0 + self.kids - self._kids0, wall, quiet
+
+    def after_cleanup(self) -> None:
+        """The clean-up reaped children: their CPU is not the next task's."""
+        if self.last_pid is not None:
+            self.kids = children_cpu()
+
+
+class TaskLimits:
+    """Soft RLIMIT_AS and RLIMIT_CPU for one task under the worker's hard limits, which are
+    read once: only a task can change them (lower them: raising needs a capability), and
+    then restoring fails and they are read again."""
+
+    def __init__(self) -> None:
+        self._read_hard()
+
+    def _read_hard(self) -> None:
+        self.as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        self.cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+
+    def enter(self, as_soft: int, cpu_soft: int) -> None:
+        if self.as_hard != resource.RLIM_INFINITY:
+            as_soft = min(as_soft, self.as_hard)
+        if self.cpu_hard != resource.RLIM_INFINITY:
+            cpu_soft = min(cpu_soft, self.cpu_hard)
+        resource.setrlimit(resource.RLIMIT_AS, (as_soft, self.as_hard))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_soft, self.cpu_hard))
+
+    def restore(self) -> None:
+        """Soft = hard again (no limit of the task outlives it)."""
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_hard, self.cpu_hard))
+            resource.setrlimit(resource.RLIMIT_AS, (self.as_hard, self.as_hard))
+        except ValueError:  # the task lowered a hard limit
+            self._read_hard()
+            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_hard, self.cpu_hard))
+            resource.setrlimit(resource.RLIMIT_AS, (self.as_hard, self.as_hard))
+
+
 def _other_processes(pidns: bool, me: int) -> list[int]:
     """Processes of this sandbox other than us (pid ``me``) and the namespace init."""
     sid = 0 if pidns else os.getsid(0)
@@ -182,6 +333,10 @@ def cleanup(pidns: bool, me: int) -> tuple[str | None, str | None]:
         if others:
             recycle = f"{len(others)} process(es) survived the cleanup"
     threads = self_stat()[1]
+    deadline = time.monotonic() + THREAD_EXIT_GRACE
+    while threads > 1 and time.monotonic() < deadline:
+        time.sleep(0.001)  # a thread joined by the task may still be on its way out
+        threads = self_stat()[1]
     if threads > 1:
         recycle = f"the task left {threads - 1} thread(s) running"
     return note, recycle

@@ -58,6 +58,8 @@ Call = tuple[str, str, Any, float | None]
 SUBMIT_WAIT = 20.0
 #: Submissions up to this size go over the local lane (larger ones over HTTP).
 LANE_MAX_BODY = 1 << 20
+#: ... and of at most this many tasks (a bigger batch is built once, for HTTP).
+LANE_MAX_TASKS = 64
 #: HTTP time allowed beyond a long-poll's own timeout.
 WAIT_SLACK = 10.0
 
@@ -146,10 +148,13 @@ class AsyncClient:
         """Submit tasks; returns their ids at once (nothing is queued if any is invalid)."""
         return (await self._submit(requests, 0.0)).task_ids
 
+    def _submit_timeout(self, wait: float) -> float | None:
+        return self._timeout.total + wait if self._timeout.total and wait else None
+
     def _submit_call(self, requests: list[TaskRequest], wait: float) -> Call:
         """The request that submits ``requests`` and waits up to ``wait`` s for results."""
         query = f"?wait={wait:g}" if wait > 0 else ""
-        timeout = self._timeout.total + wait if self._timeout.total and wait else None
+        timeout = self._submit_timeout(wait)
         if len(requests) == 1:
             body = requests[0].model_dump(mode="json", exclude_defaults=True)
             return "POST", "/v1/tasks" + query, body, timeout
@@ -312,16 +317,17 @@ class Client:
     def _submit_and_wait(self, requests: list[TaskRequest], wait: float) -> Submitted:
         """Over the lane (:mod:`peeros.client_lane`) when the peer has one and the
         tasks are small; else over HTTP, whose 413 names a body that is too large."""
-        call = self._async._submit_call(requests, wait)
-        if not self._lane.missing:
+        if not self._lane.missing and len(requests) <= LANE_MAX_TASKS:
             tasks = [r.model_dump(mode="json", exclude_defaults=True) for r in requests]
             body = json.dumps({"wait": wait, "tasks": tasks}).encode()
             if len(body) <= LANE_MAX_BODY:
                 try:
-                    return Submitted.model_validate_json(self._lane.call("submit", body, call[3]))
+                    raw = self._lane.call("submit", body, self._async._submit_timeout(wait))
                 except NoLane:
                     pass
-        return self._call(Submitted, call)
+                else:
+                    return parse_json(Submitted, raw, self.endpoint.url)
+        return self._call(Submitted, self._async._submit_call(requests, wait))
 
     def wait(self, task_ids: list[str], timeout: float = 30.0, all: bool = False) -> WaitResponse:
         return self._call(WaitResponse, self._async._wait_call(task_ids, timeout, all))

@@ -29,8 +29,8 @@ import time
 from peeros.client_http import KEEP, BlockingHTTP, _Conn
 from peeros.errors import PeerOSError, Unavailable, from_wire
 from peeros.net.client import error_from
+from peeros.net.link import LANE_PATH
 
-LANE_PATH = "/v1/lane"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _REPLY = re.compile(rb'\{"id": (\d{1,18}), "body": ')
 #: Longest reply frame accepted (a batch's results).
@@ -63,7 +63,6 @@ class _LaneConn:
     def __init__(self, http: BlockingHTTP, timeout: float) -> None:
         self.conn = _Conn(http.host, http.port, timeout, http.tls)
         self.ids = 0
-        self.idle_since = time.monotonic()
         try:
             self._upgrade(http)
         except BaseException:
@@ -106,15 +105,19 @@ class _LaneConn:
             m = _REPLY.match(text)
             if m and int(m[1]) == call_id and text.endswith(b"}"):
                 return text[m.end() : -1]
-            reply = json.loads(text)
-            if not isinstance(reply, dict) or reply.get("id") != call_id:
-                continue  # (a reply to no call of ours: dropped, as the link does)
-            error = reply.get("error")
-            if isinstance(error, dict):
-                raise from_wire(
-                    int(error.get("status", 500)), error.get("code"), str(error.get("message"))
-                )
-            return json.dumps(reply.get("body")).encode()
+            try:
+                reply = json.loads(text)
+                if not isinstance(reply, dict) or reply.get("id") != call_id:
+                    continue  # (a reply to no call of ours: dropped, as the link does)
+                error = reply.get("error")
+                if isinstance(error, dict):
+                    status = int(error.get("status", 500))
+                    raise from_wire(status, error.get("code"), str(error.get("message")))
+                if "body" not in reply:
+                    raise ValueError("a reply without a body")
+            except (ValueError, TypeError) as exc:
+                raise ConnectionError(f"a malformed lane frame: {exc}") from None
+            return json.dumps(reply["body"]).encode()
 
     def _message(self) -> bytes:
         """The next whole text message; pings are answered, a close ends the lane."""
@@ -163,9 +166,10 @@ class BlockingLane:
         try:
             with self._lock:
                 lane = self._idle.pop() if self._idle else None
-            if lane is None or lane.conn.stale():
-                if lane is not None:
-                    lane.close()
+            if lane is not None and lane.conn.stale():
+                lane.close()
+                lane = None  # (never back in the pool, whatever happens next)
+            if lane is None:
                 lane = _LaneConn(self.http, wait)
             lane.conn.sock.settimeout(wait)
             reply = lane.call(op, body)

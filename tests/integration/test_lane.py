@@ -75,19 +75,22 @@ def test_bad_frames_get_error_frames(nodes: Nodes) -> None:
                 '{"id": 1, "op": "format_disk", "body": {}}',
                 '{"id": 2, "op": "submit", "body": {"tasks": []}}',
                 '{"id": 3, "op": "submit", "body": {"wait": 99, "tasks": [{}]}}',
+                '{"id": 4, "op": "submit", "body": {"tasks": [{"program": '
+                '"def main(x):\\n    return x\\n", "function": "main", "args": [NaN]}]}}',
             ):
                 await ws.send_str(text)
                 replies.append(await ws.receive_json(timeout=10))
             return replies
 
     replies = asyncio.run(go())
-    assert [r.get("id") for r in replies] == [None, 1, 2, 3]
+    assert [r.get("id") for r in replies] == [None, 1, 2, 3, 4]
     assert all(r["error"]["status"] == 400 for r in replies)  # type: ignore[index]
     messages = [str(r["error"]["message"]) for r in replies]  # type: ignore[index]
     assert "not JSON" in messages[0]
     assert "format_disk" in messages[1]
     assert "tasks" in messages[2]
     assert "wait" in messages[3]
+    assert "NaN" in messages[4]  # a worker could not be handed them: refused up front
     with Client(data_dir=peer.data_dir) as client:
         assert client.history(limit=10).tasks == []
 
@@ -117,3 +120,23 @@ def test_a_peer_without_a_lane_is_called_over_http() -> None:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def test_nan_args_are_refused_over_http_too(nodes: Nodes) -> None:
+    tracker = nodes.tracker()
+    peer = nodes.peer(tracker, "a")
+    endpoint = resolve_endpoint(data_dir=peer.data_dir)
+    body = '{"program": "def main(x):\\n    return x\\n", "function": "main", "args": [Infinity]}'
+
+    async def go() -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {endpoint.token}", "Content-Type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(endpoint.url + "/v1/tasks", data=body, headers=headers) as resp,
+        ):
+            return resp.status, (await resp.json())["error"]["message"]
+
+    status, message = asyncio.run(go())
+    assert status == 400 and "Infinity" in message
+    with Client(data_dir=peer.data_dir) as client:
+        assert client.history(limit=10).tasks == []

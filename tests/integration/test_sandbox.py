@@ -498,3 +498,23 @@ async def test_fallback_without_bwrap_still_isolates_uid_and_contains_crashes() 
         )
         outcome = await asyncio.wait_for((await pool.execute(spec)).wait(), 30)
         assert (outcome.status, outcome.error) == ("crashed", "worker process exited with status 3")
+
+
+async def test_start_now_refuses_a_spec_no_worker_can_take_and_binds_nothing(env: Env) -> None:
+    """Regression (review): ``start_now`` bound a worker and then raised from
+    ``encode_task`` (args with NaN); it now returns None first, so the dispatcher's
+    ``execute`` reports the error and no worker is left bound to nothing."""
+    await poll(lambda: env.pool.can_start_now("alice"))
+    idle = env.pool.stats()["idle"]
+    spec = TaskSpec(
+        task_id="f" * 32,
+        owner="alice",
+        program="def main(x):\n    return x\n",
+        function="main",
+        args=[float("nan")],
+    )
+    assert env.pool.start_now(spec) is None
+    assert env.pool.stats()["idle"] == idle
+    with pytest.raises(BadRequest):
+        await env.pool.execute(spec)
+    await assert_still_works(env)

@@ -43,6 +43,9 @@ class Pool:
         self.started_now: list[str] = []
         self.executions: dict[str, Execution] = {}
 
+    def can_start_now(self, owner: str) -> bool:
+        return self.idle > 0
+
     def start_now(self, spec: TaskSpec) -> Execution | None:
         if self.idle <= 0:
             return None
@@ -135,3 +138,41 @@ async def test_an_end_reported_while_the_dispatcher_works_waits_for_it() -> None
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_task_no_worker_can_take_fails_cleanly_through_the_dispatcher() -> None:
+    """Regression (review): admitted for a fast start, then refused by the pool (args a
+    worker cannot be handed), the job leaked — stuck in ``jobs``, its admission held."""
+    from peeros.errors import BadRequest
+
+    class Refusing(Pool):
+        def start_now(self, spec: TaskSpec) -> Execution | None:
+            return None  # as WorkerPool.start_now when encode_task refuses the spec
+
+        async def execute(self, spec: TaskSpec) -> Execution:
+            raise BadRequest("args must be JSON: NaN and Infinity are not")
+
+    pool = Refusing(idle=1)
+    scheduler = Scheduler(pool, slots=1)  # type: ignore[arg-type]
+    scheduler.hooks = hooks = Recorder()
+    runner = await running(scheduler)
+    try:
+        a = job(1)
+        result = await asyncio.wait_for(scheduler.submit(a), 5)
+        assert result.status == "FAILED" and "NaN" in (result.error or "")
+        assert a.task_id not in scheduler.jobs and hooks.states[a.task_id][-1] == "FAILED"
+        assert scheduler.counts() == (0, 0) and scheduler._n_started == 0
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_stopped_scheduler_starts_nothing_on_the_spot() -> None:
+    pool = Pool(idle=2)
+    scheduler = Scheduler(pool, slots=2)  # type: ignore[arg-type]
+    scheduler.hooks = Recorder()
+    runner = await running(scheduler)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    scheduler.submit(job(1))
+    assert pool.started_now == []

@@ -50,8 +50,8 @@ class StandInPool:
     def enqueue(self, behind: Any, spec: TaskSpec) -> Any:
         return None  # no pipelining with this stand-in
 
-    def start_now(self, spec: TaskSpec) -> Any:
-        return None  # every start goes through the dispatcher with this stand-in
+    def can_start_now(self, owner: str) -> bool:
+        return False  # every start goes through the dispatcher with this stand-in
 
 
 class Recorder:

@@ -181,8 +181,10 @@ def _cached_code_hash(program: str, function: str) -> str:
 
 def _canonical_json(args: list[Any]) -> str:
     try:
-        return json.dumps(args, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        return json.dumps(args, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:  # (a worker could not be handed them: refused before queuing)
+        raise BadRequest(f"args must be JSON: NaN and Infinity are not ({exc})") from None
+    except TypeError as exc:
         raise BadRequest(f"args must be JSON-serialisable: {exc}") from None
 
 

@@ -105,7 +105,9 @@ class Scheduler:
         if self._dispatching or self._events or self.ready or self._tg is None:
             return False
         slot = self._free_slot()
-        if slot is None or not self._acceptable(job, self._started() < self.max_started):
+        if slot is None or not self.pool.can_start_now(job.spec.owner):
+            return False
+        if not self._acceptable(job, self._started() < self.max_started):
             return False
         execution = self.pool.start_now(job.spec)
         if execution is None:
@@ -185,6 +187,7 @@ class Scheduler:
                     except Exception:  # one bad event must not take the peer down
                         log.exception("scheduler: error while dispatching; going on")
             finally:
+                self._tg = None  # stopped: no more starts or ends handled on the spot
                 for job in list(self.jobs.values()):
                     if job.execution is not None:
                         job.execution.kill("peer shutting down")

@@ -197,7 +197,10 @@ class Execution:
             self._future.set_result(outcome)
             callbacks, self._callbacks = self._callbacks, []
             for callback in callbacks:
-                callback(outcome)
+                try:
+                    callback(outcome)
+                except Exception:  # never into the worker's monitor: it would stop reading
+                    log.exception("task %s: a callback on its end failed", self.task_id)
 
     def _ended(self, why: str) -> TaskOutcome:
         wall = time.monotonic() - self._started

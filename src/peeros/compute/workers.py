@@ -36,6 +36,7 @@ from peeros.compute.worker_protocol import (
     TaskSpec,
     encode_task,
 )
+from peeros.errors import PeerOSError
 
 __all__ = [
     "Execution",
@@ -166,15 +167,22 @@ class WorkerPool:
         self._replenish()
         return execution
 
+    def can_start_now(self, owner: str) -> bool:
+        """An idle worker for ``owner`` is at hand (:meth:`start_now` would find one)."""
+        return self._started and not self._closed and self._idle_for(owner) is not None
+
     def start_now(self, spec: TaskSpec) -> Execution | None:
         """Hand ``spec`` to an idle worker of its owner (or an unbound one) without
-        waiting; None if there is none (then :meth:`execute`)."""
-        if self._closed or not self._started:
+        waiting; None if there is none, or if ``spec`` cannot be handed to any worker
+        (then :meth:`execute` says why)."""
+        if not self.can_start_now(spec.owner):
+            return None
+        try:
+            line = encode_task(spec, self.config)
+        except PeerOSError:
             return None
         worker = self._idle_for(spec.owner)
-        if worker is None:
-            return None
-        line = encode_task(spec, self.config)
+        assert worker is not None
         worker.state, worker.owner = "busy", spec.owner
         execution = worker.execution = Execution(spec.task_id, worker, self, spec.owner)
         if worker.post(line):

@@ -59,6 +59,8 @@ _CALL = re.compile(r'\{"id": (\d{1,18}), "op": "([a-z_]{1,32})", "body": ')
 _REPLY = re.compile(r'\{"id": (\d{1,18}), "body": ')
 
 LINK_PATH = "/v1/link"
+#: The local API's lane (the blocking client's task submissions; peeros.client_lane).
+LANE_PATH = "/v1/lane"
 #: Seconds between WebSocket pings; a link whose pong is late is closed (a vanished node).
 HEARTBEAT = 15.0
 #: Seconds a stopping node waits for the other ends to acknowledge its links' closing.

@@ -10,7 +10,7 @@ from aiohttp import web
 from peeros.errors import BadRequest
 from peeros.kernel.scheduling import SchedulingError
 from peeros.kernel.scheduling_sim import simulate
-from peeros.net.link import LinkServer
+from peeros.net.link import LANE_PATH, LinkServer
 from peeros.net.server import json_response, read_model
 from peeros.protocol import (
     BatchRequest,
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 NODE: web.AppKey[PeerNode] = web.AppKey("node")
 N = TypeVar("N", int, float)
-LANE_PATH = "/v1/lane"
 _TASK_ID = re.compile(r"^[0-9a-f]{32}$")
 
 

@@ -54,6 +54,10 @@ def _validate_program(program: str, function: str) -> None:
     validate_program(program, function)
 
 
+#: A queued item: its job's future, or its result already (it failed to queue).
+Pending = asyncio.Future[JobResult] | TaskResult
+
+
 class Executor:
     """Runs tasks on this peer's scheduler on behalf of an owner (a peer id)."""
 
@@ -65,18 +69,25 @@ class Executor:
         self.validate: Callable[[Job], None] | None = None
 
     async def execute(self, origin: str, items: list[ExecuteItem]) -> list[TaskResult]:
+        return await self.collect(self.start(origin, items))
+
+    def start(self, origin: str, items: list[ExecuteItem]) -> list[Pending]:
+        """Check and queue ``origin``'s items now (all or none); :meth:`collect` waits."""
         for i, item in enumerate(items):
             check_request(item, f"task {i}: " if len(items) > 1 else "")
         self.quota.check_and_consume(origin, len(items))
-        return await self.run_many(origin, items)
+        return [self.submit_local(origin, item) for item in items]
 
     async def run_many(self, owner: str, items: list[ExecuteItem]) -> list[TaskResult]:
-        """Queue every item at once, then wait for them all (futures, not one asyncio
-        task per item: a batch is thousands of items)."""
-        if len(items) == 1:  # one future, awaited directly: no gather (one loop turn less)
-            one = self.submit_local(owner, items[0])
+        """Queue every item at once, then wait for them all."""
+        return await self.collect([self.submit_local(owner, item) for item in items])
+
+    async def collect(self, pending: list[Pending]) -> list[TaskResult]:
+        """The results of queued items (futures, not one asyncio task per item: a batch
+        is thousands of items)."""
+        if len(pending) == 1:  # one future, awaited directly: no gather (one loop turn less)
+            one = pending[0]
             return [self._to_result(await one) if isinstance(one, asyncio.Future) else one]
-        pending = [self.submit_local(owner, item) for item in items]
         futures = [p for p in pending if isinstance(p, asyncio.Future)]
         if futures:
             await asyncio.gather(*futures)

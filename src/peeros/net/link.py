@@ -50,7 +50,10 @@ from peeros.net.server import MAX_BODY, PEER_ID, describe_validation
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-#: An operation: (caller's peer id, the call's body as JSON text) -> the reply.
+#: An operation: (caller's peer id, the call's body as JSON text) -> the reply. It is
+#: called as its frame is read: an ``async def`` then runs in a task of its own, while a
+#: plain function does its synchronous part at once (e.g. queues a task, which may start
+#: on the spot) and returns what the reply awaits — one turn of the event loop sooner.
 Op = Callable[[str, str], Awaitable[BaseModel]]
 
 #: The frames this module writes put the id (and the op) first, so that a big body is
@@ -112,7 +115,8 @@ class LinkServer:
                     await ws.close(code=aiohttp.WSCloseCode.UNSUPPORTED_DATA)
                     break
                 await slots.acquire()
-                task = asyncio.create_task(self._call(ws, caller, msg.data))
+                call_id, started = self._start(caller, msg.data)
+                task = asyncio.create_task(self._reply(ws, caller, call_id, started))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _: slots.release())
@@ -121,7 +125,9 @@ class LinkServer:
         # Calls still running finish (as an HTTP handler would) and their replies are dropped.
         return ws
 
-    async def _call(self, ws: web.WebSocketResponse, caller: str, text: str) -> None:
+    def _start(self, caller: str, text: str) -> tuple[int | None, Awaitable[BaseModel] | str]:
+        """Parse a call frame and call its operation: ``(id, what the reply awaits)``, or
+        ``(id, the error frame)`` if the frame or the operation's synchronous part failed."""
         call_id: int | None = None
         try:
             call_id, name, body = _parse_call(text)
@@ -129,15 +135,25 @@ class LinkServer:
             if op is None:
                 raise BadRequest(f"no link operation {name!r}")
             self.calls_served += 1
-            reply_body = (await op(caller, body)).model_dump_json()
-            reply = f'{{"id": {call_id}, "body": {reply_body}}}'
-        except PeerOSError as exc:
-            reply = _error_frame(call_id, exc.status, exc.code, exc.message)
-        except ValidationError as exc:
-            reply = _error_frame(call_id, 400, "bad_request", describe_validation(exc))
-        except Exception:
-            log.exception("unhandled error in link call from %s", caller)
-            reply = _error_frame(call_id, 500, "internal", "internal error (see the node's log)")
+            return call_id, op(caller, body)
+        except Exception as exc:
+            return call_id, _error_reply(call_id, caller, exc)
+
+    async def _reply(
+        self,
+        ws: web.WebSocketResponse,
+        caller: str,
+        call_id: int | None,
+        started: Awaitable[BaseModel] | str,
+    ) -> None:
+        if isinstance(started, str):
+            reply = started
+        else:
+            try:
+                reply_body = (await started).model_dump_json()
+                reply = f'{{"id": {call_id}, "body": {reply_body}}}'
+            except Exception as exc:
+                reply = _error_reply(call_id, caller, exc)
         if not ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str(reply)
@@ -164,6 +180,16 @@ def _parse_call(text: str) -> tuple[int, str, str]:
     if not isinstance(name, str):
         raise BadRequest(f"no link operation {name!r}")
     return frame["id"], name, json.dumps(frame.get("body"))
+
+
+def _error_reply(call_id: int | None, caller: str, exc: Exception) -> str:
+    """The error frame for an operation that raised ``exc`` (called in its handler)."""
+    if isinstance(exc, PeerOSError):
+        return _error_frame(call_id, exc.status, exc.code, exc.message)
+    if isinstance(exc, ValidationError):
+        return _error_frame(call_id, 400, "bad_request", describe_validation(exc))
+    log.exception("unhandled error in link call from %s", caller)
+    return _error_frame(call_id, 500, "internal", "internal error (see the node's log)")
 
 
 def _error_frame(call_id: int | None, status: int, code: str, message: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
@@ -84,9 +85,9 @@ def lane_server(node: PeerNode) -> LinkServer:
     ``POST /v1/tasks/batch?wait=S`` as a frame; the bearer token was checked at the
     upgrade."""
 
-    async def submit_op(_caller: str, body: str) -> Submitted:
-        req = LaneSubmit.model_validate_json(body)
-        return await submitted(node, node.tasks.submit(req.tasks), req.wait)
+    def submit_op(_caller: str, body: str) -> Awaitable[Submitted]:
+        req = LaneSubmit.model_validate_json(body)  # queued as the frame is read
+        return submitted(node, node.tasks.submit(req.tasks), req.wait)
 
     return LinkServer({"submit": submit_op}, LANE_PATH, caller=lambda _request: "local")
 

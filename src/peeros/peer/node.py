@@ -19,6 +19,7 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -230,10 +231,15 @@ class PeerNode:
             raise
         return resp
 
-    async def _execute_call(self, origin: str, body: str) -> ExecuteResponse:
-        """``execute`` over a link (the HTTP route is ``routes.execute``)."""
-        req = ExecuteRequest.model_validate_json(body)
-        return ExecuteResponse(results=await self.executor.execute(origin, req.tasks))
+    def _execute_call(self, origin: str, body: str) -> Awaitable[ExecuteResponse]:
+        """``execute`` over a link (the HTTP route is ``routes.execute``): the tasks are
+        queued as the frame is read (a lone one starts there and then); the reply waits."""
+        pending = self.executor.start(origin, ExecuteRequest.model_validate_json(body).tasks)
+
+        async def reply() -> ExecuteResponse:
+            return ExecuteResponse(results=await self.executor.collect(pending))
+
+        return reply()
 
     async def _remote_cancel(self, address: str, task_id: str) -> None:
         assert self.client is not None

@@ -125,7 +125,10 @@ async def _send_body(
         raise ConnectionResetError("the client went away")
     if not request.secure:
         loop = asyncio.get_running_loop()
-        return await loop.sendfile(request.transport, fobj, start, count)
+        try:
+            return await loop.sendfile(request.transport, fobj, start, count, fallback=False)
+        except (NotImplementedError, asyncio.SendfileNotAvailableError):
+            pass  # (uvloop has no sendfile): read ahead and write, as over TLS
     sent = 0
     async with contextlib.aclosing(read_chunks(fobj, start, count)) as chunks:
         async for chunk in chunks:

@@ -5,6 +5,8 @@ moves, and only when the dispatcher would have done nothing else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from peeros.compute.jobs import Job
@@ -65,19 +67,24 @@ def job(n: int) -> Job:
     return Job(task_id=tid, spec=TaskSpec(task_id=tid, owner="o", program="x", function="f"))
 
 
-async def running(scheduler: Scheduler) -> asyncio.Task[None]:
+@contextlib.asynccontextmanager
+async def running(scheduler: Scheduler) -> AsyncIterator[None]:
+    """The scheduler's dispatcher up (and idle) for the block; stopped after it."""
     runner = asyncio.create_task(scheduler.run())
-    while scheduler._tg is None:  # the dispatcher is up (and idle)
-        await asyncio.sleep(0)
-    return runner
+    try:
+        while scheduler._tg is None:
+            await asyncio.sleep(0)
+        yield
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_a_lone_task_starts_and_ends_without_the_dispatcher() -> None:
     pool = Pool(idle=1)
     scheduler = Scheduler(pool, slots=2)  # type: ignore[arg-type]
     scheduler.hooks = hooks = Recorder()
-    runner = await running(scheduler)
-    try:
+    async with running(scheduler):
         a = job(1)
         future = scheduler.submit(a)
         # no await in between: it is running already, with every state move recorded
@@ -88,17 +95,13 @@ async def test_a_lone_task_starts_and_ends_without_the_dispatcher() -> None:
         assert future.done() and future.result().status == "DONE"  # settled at once
         assert hooks.states[a.task_id][-1] == "DONE" and scheduler.counts() == (0, 0)
         assert not scheduler._events
-    finally:
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_no_fast_start_past_a_ready_queue_or_without_an_idle_worker() -> None:
     pool = Pool(idle=1)
     scheduler = Scheduler(pool, slots=1)  # type: ignore[arg-type]
     scheduler.hooks = hooks = Recorder()
-    runner = await running(scheduler)
-    try:
+    async with running(scheduler):
         a, b, c = job(1), job(2), job(3)
         fa = scheduler.submit(a)  # started at once
         fb = scheduler.submit(b)  # no free slot: queued by the dispatcher
@@ -117,17 +120,13 @@ async def test_no_fast_start_past_a_ready_queue_or_without_an_idle_worker() -> N
             await asyncio.sleep(0)
         pool.executions[c.task_id].end(TaskOutcome(status="ok", result=3))
         assert [(await f).status for f in (fa, fb, fc)] == ["DONE"] * 3
-    finally:
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_an_end_reported_while_the_dispatcher_works_waits_for_it() -> None:
     pool = Pool(idle=1)
     scheduler = Scheduler(pool, slots=2)  # type: ignore[arg-type]
     scheduler.hooks = Recorder()
-    runner = await running(scheduler)
-    try:
+    async with running(scheduler):
         a = job(1)
         future = scheduler.submit(a)
         scheduler._dispatching = True  # as if the dispatcher were mid-way through a dispatch
@@ -135,9 +134,6 @@ async def test_an_end_reported_while_the_dispatcher_works_waits_for_it() -> None
         assert not future.done() and scheduler._events  # posted, not handled re-entrantly
         scheduler._dispatching = False
         assert (await asyncio.wait_for(future, 5)).status == "DONE"
-    finally:
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_a_task_no_worker_can_take_fails_cleanly_through_the_dispatcher() -> None:
@@ -155,24 +151,19 @@ async def test_a_task_no_worker_can_take_fails_cleanly_through_the_dispatcher() 
     pool = Refusing(idle=1)
     scheduler = Scheduler(pool, slots=1)  # type: ignore[arg-type]
     scheduler.hooks = hooks = Recorder()
-    runner = await running(scheduler)
-    try:
+    async with running(scheduler):
         a = job(1)
         result = await asyncio.wait_for(scheduler.submit(a), 5)
         assert result.status == "FAILED" and "NaN" in (result.error or "")
         assert a.task_id not in scheduler.jobs and hooks.states[a.task_id][-1] == "FAILED"
         assert scheduler.counts() == (0, 0) and scheduler._n_started == 0
-    finally:
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_a_stopped_scheduler_starts_nothing_on_the_spot() -> None:
     pool = Pool(idle=2)
     scheduler = Scheduler(pool, slots=2)  # type: ignore[arg-type]
     scheduler.hooks = Recorder()
-    runner = await running(scheduler)
-    runner.cancel()
-    await asyncio.gather(runner, return_exceptions=True)
+    async with running(scheduler):
+        pass  # up, then stopped
     scheduler.submit(job(1))
     assert pool.started_now == []

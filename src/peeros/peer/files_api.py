@@ -259,14 +259,22 @@ async def relay_download(
         if up.content_length is not None:
             resp.content_length = up.content_length
         await resp.prepare(request)
-        try:
-            async for chunk in up.content.iter_chunked(CHUNK):
-                await resp.write(chunk)
-            await resp.write_eof()
-        except _LINK_ERRORS as exc:  # the head is sent: all we can do is cut the body short
-            log.warning("relaying %r from %s failed: %r", name, address, exc)
-            resp.force_close()
+        await relay_body(up, resp, repr(name), address)
     return resp
+
+
+async def relay_body(
+    up: aiohttp.ClientResponse, resp: web.StreamResponse, what: str, address: str
+) -> None:
+    """Pass ``up``'s body on through ``resp`` (prepared). The head is sent: a failure can
+    only cut the body short (the client sees it end early)."""
+    try:
+        async for chunk in up.content.iter_chunked(CHUNK):
+            await resp.write(chunk)
+        await resp.write_eof()
+    except _LINK_ERRORS as exc:
+        log.warning("relaying %s from %s failed: %r", what, address, exc)
+        resp.force_close()
 
 
 # --- routes --------------------------------------------------------------------------

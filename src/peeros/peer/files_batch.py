@@ -21,7 +21,6 @@ import logging
 from io import BufferedReader
 from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import hdrs, web
 
 from peeros.errors import PeerOSError, Unavailable
@@ -29,7 +28,7 @@ from peeros.files.local import check_filename_or_400
 from peeros.files.transfer import CHUNK, read_chunks
 from peeros.net.server import read_model
 from peeros.peer import local_api, routes
-from peeros.peer.files_api import open_for_sending
+from peeros.peer.files_api import open_for_sending, relay_body
 from peeros.protocol import (
     BATCH_TYPE,
     PEER_HEADER,
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 
 PATH = "/v1/files-batch"
 #: Peer-to-peer failures while relaying a body (after the response head was sent).
-_LINK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 #: Small files are gathered into writes of about this size.
 _FLUSH = 256 << 10
 
@@ -121,13 +119,7 @@ async def relay_batch(
         headers = {k: up.headers[k] for k in (hdrs.CONTENT_TYPE, PEER_HEADER) if k in up.headers}
         resp = web.StreamResponse(status=up.status, headers=headers)
         await resp.prepare(request)
-        try:
-            async for chunk in up.content.iter_chunked(CHUNK):
-                await resp.write(chunk)
-            await resp.write_eof()
-        except _LINK_ERRORS as exc:  # the head is sent: all we can do is cut the body short
-            log.warning("relaying a batch from %s failed: %r", address, exc)
-            resp.force_close()
+        await relay_body(up, resp, "a batch", address)
     return resp
 
 

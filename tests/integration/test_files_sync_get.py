@@ -29,6 +29,18 @@ from tests.conftest import Nodes
 MiB = 1 << 20
 
 
+def head_line(name: str, body: bytes, peer_id: str) -> bytes:
+    """A batch's head line for one file (as ``POST /v1/files-batch`` writes it)."""
+    info = FileInfo(
+        name=name,
+        size=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        modified=0.0,
+        peer_id=peer_id,
+    )
+    return info.model_dump_json().encode() + b"\n"
+
+
 class FileServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -67,14 +79,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         for i, name in enumerate(names):
             body = self.server.files[name]
-            info = FileInfo(
-                name=name,
-                size=len(body),
-                sha256=hashlib.sha256(body).hexdigest(),
-                modified=0.0,
-                peer_id="fake-peer",
-            )
-            self.wfile.write(info.model_dump_json().encode() + b"\n")
+            self.wfile.write(head_line(name, body, "fake-peer"))
             self.wfile.write(body[: len(body) // 2] if i == 1 else body)
             if i == 1:
                 break
@@ -301,14 +306,7 @@ def test_a_chunked_batch_cut_into_odd_pieces_is_read_exactly(tmp_path: Path) -> 
     bodies = {"one": os.urandom(1000), "two": b"", "three": os.urandom(70_000)}
     payload = b""
     for name, body in bodies.items():
-        info = FileInfo(
-            name=name,
-            size=len(body),
-            sha256=hashlib.sha256(body).hexdigest(),
-            modified=0.0,
-            peer_id="odd",
-        )
-        payload += info.model_dump_json().encode() + b"\n" + body
+        payload += head_line(name, body, "odd") + body
     chunks, pos, sizes = [], 0, [1, 2, 3, 7, 64, 1, 5000, 13]
     while pos < len(payload):
         size = sizes[len(chunks) % len(sizes)]

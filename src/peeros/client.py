@@ -359,7 +359,8 @@ class Client:
         """Like Dask's ``Client.submit``: a :class:`concurrent.futures.Future`.
 
         Keyword arguments named like task options (``priority``, ``timeout``,
-        ``max_retries``, ``confidential``, ``memory_mb``, ``cache``, ``expected_time``)
+        ``max_retries``, ``confidential``, ``elsewhere``, ``memory_mb``, ``cache``,
+        ``expected_time``)
         configure the task; the others are passed to ``fn``.
         """
         return self.executor().submit(fn, *args, **kwargs)

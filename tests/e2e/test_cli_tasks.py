@@ -38,6 +38,20 @@ def test_cpu_prints_25(nodes: Nodes) -> None:
         d,
     )
     out = json.loads(r.stdout)
+    r = peeros(
+        "cpu",
+        "--program",
+        "def main(): return 7",
+        "--function",
+        "main",
+        "--elsewhere",
+        "--json",
+        "--data-dir",
+        d,
+    )
+    away = json.loads(r.stdout)
+    assert (away["status"], away["result"]) == ("DONE", 7)
+    assert away["peer_id"] not in (None, cluster.peers[0].info["peer_id"])
     assert {
         "task_id",
         "status",
@@ -171,6 +185,21 @@ def test_bad_cpu_commands(nodes: Nodes, tmp_path: Path) -> None:
             "must be > 0",
         ),
         (["--function", "main"], "exactly one of --program and --file"),
+        (
+            [
+                "--program",
+                "def main(): pass",
+                "--function",
+                "main",
+                "--confidential",
+                "--elsewhere",
+            ],
+            "both confidential",
+        ),
+        (
+            ["--program", "def main(): pass", "--function", "main", "--elsewhere"],
+            "no other peer can run it",
+        ),
     ]
     for args, message in cases:
         r = peeros("cpu", *args, "--data-dir", d)

@@ -199,6 +199,12 @@ def test_submit_a_program_and_see_its_result(page: Page, dash: Dash) -> None:
     page.get_by_label("Args (JSON list)").fill("[5")
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_test_id("error").filter(has_text="invalid JSON")).to_be_visible()
+    page.get_by_label("Args (JSON list)").fill("[5]")
+    for box in ("Confidential (this peer only)", "Elsewhere (another peer)"):
+        page.get_by_text(box, exact=True).click()
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_test_id("error").filter(has_text="both confidential")).to_be_visible()
+    page.get_by_text("Confidential (this peer only)", exact=True).click()  # elsewhere: fine
     page.get_by_label("Args (JSON list)").fill("[0]")
     page.locator(".cm-content").click()
     page.keyboard.press("Control+A")

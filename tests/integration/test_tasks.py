@@ -372,6 +372,10 @@ def test_history_survives_a_peer_restart(nodes: Nodes) -> None:
         ({"program": SQUARE, "function": "main", "args": {"x": 1}}, "args"),
         ({"function": "main"}, "needs program and function"),
         ({"payload": "***", "function": "f"}, "not valid base64"),
+        (
+            {"program": SQUARE, "function": "main", "confidential": True, "elsewhere": True},
+            "both confidential",
+        ),
     ],
 )
 def test_bad_tasks_are_refused_and_nothing_is_queued(

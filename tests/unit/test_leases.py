@@ -75,6 +75,48 @@ def test_racing_refills_never_grow_the_pool_past_twice_its_size() -> None:
     assert pool.take(1, [], now=1) == [p(1)]  # the oldest was dropped
 
 
+def test_a_lease_given_back_serves_the_next_task_first() -> None:
+    """Sequential tasks reuse their lease: the peer that ran the last one is warm."""
+    pool = LeasePool(size=4, max_age=10)
+    pool.add([p(0), p(1), p(2)], now=0)
+    assert pool.take(1, [], now=1) == [p(0)]
+    assert pool.give_back(p(0), now=2) is True
+    assert [pool.take(1, [], now=3) for _ in range(2)] == [[p(0)], [p(1)]]
+    assert len(pool) == 1  # two leases are out with tasks
+
+
+def test_concurrent_tasks_take_different_leases_and_the_last_back_goes_first() -> None:
+    pool = LeasePool(size=4, max_age=10)
+    pool.add([p(0), p(1), p(2)], now=0)
+    assert pool.take(2, [], now=1) == [p(0), p(1)]  # a burst still spreads
+    assert pool.give_back(p(0), now=2) and pool.give_back(p(1), now=3)
+    assert pool.take(3, [], now=3) == [p(1), p(0), p(2)]
+
+
+def test_a_given_back_lease_keeps_its_grant_time() -> None:
+    pool = LeasePool(size=4, max_age=10)
+    pool.add([p(0)], now=0)
+    pool.take(1, [], now=1)
+    assert pool.give_back(p(0), now=5) is True
+    assert pool.take(1, [], now=10.5) is None  # expired when it would have, unused or not
+    pool.add([p(1)], now=10.5)
+    pool.take(1, [], now=11)
+    assert pool.give_back(p(1), now=21) is False  # expired while its task ran: dropped
+    assert len(pool) == 0
+
+
+def test_only_a_lease_out_with_a_task_comes_back() -> None:
+    pool = LeasePool(size=4, max_age=10)
+    assert pool.give_back(p(0), now=0) is False  # never lent
+    pool.add([p(0), p(1)], now=0)
+    pool.take(2, [], now=0)
+    assert pool.forget(p(0).address) == 0  # none in the pool, one out
+    assert pool.give_back(p(0), now=1) is False  # its peer was unreachable meanwhile
+    assert pool.give_back(p(1), now=1) is True
+    assert pool.give_back(p(1), now=1) is False  # one lease lent, one given back
+    assert pool.take(1, [IDS[1]], now=1) is None and len(pool) == 1
+
+
 def test_a_pool_needs_room_for_one_lease() -> None:
     with pytest.raises(ValueError):
         LeasePool(size=0, max_age=10)

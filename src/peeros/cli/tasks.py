@@ -57,6 +57,9 @@ def _report(result: TaskResult, as_json: bool) -> None:
 @click.option(
     "--confidential", is_flag=True, help="Run on this peer only; never contact the tracker."
 )
+@click.option(
+    "--elsewhere", is_flag=True, help="Run on another peer, never on this one (tracker placed)."
+)
 @click.option("--priority", type=click.IntRange(-1000, 1000), default=0, show_default=True)
 @click.option("--retries", type=click.IntRange(0, 10), default=0, show_default=True)
 @click.option("--timeout", type=float, default=60.0, show_default=True, callback=_positive_float)
@@ -78,6 +81,7 @@ def cpu(
     function: str,
     args_text: str,
     confidential: bool,
+    elsewhere: bool,
     priority: int,
     retries: int,
     timeout: float,
@@ -85,7 +89,8 @@ def cpu(
     memory_mb: int | None,
     expected_time: float | None,
 ) -> None:
-    """Run a Python function on the least-loaded peer (or here, with --confidential)."""
+    """Run a Python function on the least-loaded peer (here only with --confidential,
+    never here with --elsewhere)."""
     if (program is None) == (file is None):
         raise BadRequest("give exactly one of --program and --file")
     source = program if program is not None else file.read_text()  # type: ignore[union-attr]
@@ -94,6 +99,7 @@ def cpu(
         function,
         parse_args_text(args_text),
         confidential=confidential,
+        elsewhere=elsewhere,
         priority=priority,
         max_retries=retries,
         timeout=timeout,

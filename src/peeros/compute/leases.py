@@ -9,6 +9,15 @@ robin. The pool is topped up in the background when it runs low; a lease older t
 ``max_age`` (about one heartbeat interval, after which the tracker has forgotten it and
 the load it was chosen on is stale) is dropped unused.
 
+A lease stands for one task at a time on its peer, not for one task ever: when a task
+that ran on a lease ends, the origin gives the lease back (:meth:`LeasePool.give_back`)
+and the next single task takes it first. Consecutive tasks of one origin thus go to the
+peer that ran the last one — its worker process and its event loop are still warm, like
+Ray's reuse of a worker lease — while a burst of concurrent tasks still spreads over
+every lease the tracker granted. A given-back lease keeps its grant time: it expires when
+it would have, so the tracker never sees more of this origin's tasks on a peer than it
+placed there since that peer's last heartbeat.
+
 Batches larger than the pool, and tasks the pool cannot serve (every lease names a peer
 the task already failed on), ask the tracker directly, in one request as before. A lease
 never outlives evidence against its peer: when a peer cannot be reached, its leases are
@@ -39,7 +48,8 @@ REFILL_BACKOFF = 1.0
 
 
 class LeasePool:
-    """Granted placements, oldest first; pure (every method takes ``now``)."""
+    """Granted placements, warmest first, then oldest first; pure (every method takes
+    ``now``)."""
 
     def __init__(self, size: int, max_age: float) -> None:
         if size < 1:
@@ -47,31 +57,60 @@ class LeasePool:
         self.size = size
         self.max_age = max_age
         self._leases: deque[tuple[float, Placement]] = deque()
+        #: Grant times of the leases taken and not yet given back, by peer address.
+        self._lent: dict[str, list[float]] = {}
 
     def __len__(self) -> int:
         return len(self._leases)
 
     def _expire(self, now: float) -> None:
-        while self._leases and now - self._leases[0][0] > self.max_age:
-            self._leases.popleft()
+        oldest = now - self.max_age
+        if any(granted < oldest for granted, _ in self._leases):
+            self._leases = deque(lease for lease in self._leases if lease[0] >= oldest)
+        for address, times in list(self._lent.items()):
+            kept = [granted for granted in times if granted >= oldest]
+            if kept:
+                self._lent[address] = kept
+            else:
+                del self._lent[address]
+
+    def _lend(self, leases: list[tuple[float, Placement]]) -> list[Placement]:
+        for granted, placement in leases:
+            self._lent.setdefault(placement.address, []).append(granted)
+        return [placement for _, placement in leases]
 
     def take(self, count: int, exclude: Collection[str], now: float) -> list[Placement] | None:
-        """``count`` leases on peers not in ``exclude``, oldest first, or None (and
-        nothing taken) when the pool cannot serve them all."""
+        """``count`` leases on peers not in ``exclude`` (given-back ones first, then the
+        oldest), or None (and nothing taken) when the pool cannot serve them all."""
         self._expire(now)
         if count > len(self._leases):
             return None
         if not exclude and count == 1:  # the common case, without a scan
-            return [self._leases.popleft()[1]]
+            return self._lend([self._leases.popleft()])
         banned = set(exclude)
         picked = [i for i, (_, p) in enumerate(self._leases) if p.peer_id not in banned][:count]
         if len(picked) < count:
             return None
         chosen = set(picked)
         kept = [lease for i, lease in enumerate(self._leases) if i not in chosen]
-        taken = [self._leases[i][1] for i in picked]
+        taken = [self._leases[i] for i in picked]
         self._leases = deque(kept)
-        return taken
+        return self._lend(taken)
+
+    def give_back(self, placement: Placement, now: float) -> bool:
+        """A task that ran on ``placement`` (a lease :meth:`take` handed out) has ended:
+        the lease goes to the front, for the next task, unless it has expired meanwhile
+        or its peer was forgotten. True if it is back in the pool."""
+        times = self._lent.get(placement.address)
+        if not times:
+            return False
+        granted = times.pop()  # the newest: whichever it is, it names the same peer
+        if not times:
+            del self._lent[placement.address]
+        if now - granted > self.max_age:
+            return False
+        self._leases.appendleft((granted, placement))
+        return True
 
     def wanted(self, now: float) -> int:
         """How many leases to ask for now: none until the pool is down to half."""
@@ -82,13 +121,18 @@ class LeasePool:
 
     def add(self, placements: list[Placement], now: float) -> None:
         self._leases.extend((now, p) for p in placements)
-        while len(self._leases) > 2 * self.size:  # two refills raced: keep the newest
-            self._leases.popleft()
+        excess = len(self._leases) - 2 * self.size
+        if excess > 0:  # two refills raced: keep the newest
+            by_age = sorted(range(len(self._leases)), key=lambda i: self._leases[i][0])
+            drop = set(by_age[:excess])
+            self._leases = deque(x for i, x in enumerate(self._leases) if i not in drop)
 
     def forget(self, address: str) -> int:
-        """Drop the leases on the peer at ``address`` (it could not be reached)."""
+        """Drop the leases on the peer at ``address`` (it could not be reached), the ones
+        out with tasks included: they are not given back."""
         before = len(self._leases)
         self._leases = deque(lease for lease in self._leases if lease[1].address != address)
+        self._lent.pop(address, None)
         return before - len(self._leases)
 
 
@@ -140,6 +184,10 @@ class LeasedPlacer:
             self._refilling = False
         self.pool.add(placements[count:], self.clock())
         return placements[:count]
+
+    def give_back(self, placement: Placement) -> None:
+        """The task that ran on the lease ``placement`` has ended: reuse the lease."""
+        self.pool.give_back(placement, self.clock())
 
     def forget(self, address: str) -> None:
         """The peer at ``address`` could not be reached: use none of its leases."""

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from peeros.compute import chunks
 from peeros.compute.cache import ResultCache
@@ -46,8 +46,10 @@ REMOTE_GRACE = 300.0
 
 Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
 PlaceNow = Callable[[int, list[str]], list[Placement] | None]
+#: Give back a lease ``PlaceNow`` handed out, once its task has ended.
+GiveBack = Callable[[Placement], None]
 #: Options that concern the origin only and never travel to an executor.
-_ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache"})
+_ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache", "elsewhere"})
 
 
 class TaskService:
@@ -61,6 +63,7 @@ class TaskService:
         remote_execute: Callable[[str, ExecuteRequest, float], Awaitable[ExecuteResponse]],
         remote_cancel: Callable[[str, str], Awaitable[None]],
         place_now: PlaceNow | None = None,
+        give_back: GiveBack | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.executor = executor
@@ -73,6 +76,7 @@ class TaskService:
         self.remote_cancel = remote_cancel
         #: Placements at hand (leases), without a round trip: tasks start at once.
         self.place_now = place_now
+        self.give_back = give_back
         self.tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._addresses: dict[str, str] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -95,7 +99,15 @@ class TaskService:
         """Queue tasks; ``parent``/``group`` make them children of a task, and ``on`` (a
         cluster address, already resolved) runs them there instead of asking the tracker."""
         for i, req in enumerate(requests):
-            check_request(req, f"task {i}: " if len(requests) > 1 else "")
+            where = f"task {i}: " if len(requests) > 1 else ""
+            check_request(req, where)
+            if req.elsewhere and req.confidential:
+                raise BadRequest(
+                    f"{where}a task cannot be both confidential (this peer only) and "
+                    "elsewhere (another peer)"
+                )
+            if req.elsewhere and self.place is None:
+                raise Unavailable(f"{where}this peer has no tracker to place a task elsewhere")
         if self._tg is None:
             raise Unavailable("this peer is not accepting tasks yet")
         self.quota.check_and_consume(self.peer_id, len(requests))
@@ -113,20 +125,7 @@ class TaskService:
                 t.cache_key = program_hash(req.program, req.function, req.args)
                 hit = self.cache.get(t.cache_key)
                 if hit is not None:
-                    cached: TaskResult = hit.value
-                    self._complete(
-                        t,
-                        cached.model_copy(
-                            update={
-                                "task_id": t.task_id,
-                                "cached": True,
-                                "attempts": 0,
-                                "waiting_time": 0.0,
-                                "turnaround_time": 0.0,
-                                "origin": self.peer_id,
-                            }
-                        ),
-                    )
+                    self._complete(t, t.from_cache(hit.value, self.peer_id))
                     continue
             self._record(t, "QUEUED")
             (local if req.confidential or self.place is None else placed).append(t)
@@ -137,17 +136,38 @@ class TaskService:
             placed = []
         if local:
             self._tg.create_task(self._run_here(local))
-        if placed:
-            at_hand = self.place_now(len(placed), []) if self.place_now is not None else None
-            if at_hand is not None:  # a few tasks on leases: no placement task in between
-                for peer_id, chunk in self._group(placed, at_hand).items():
-                    if peer_id == self.peer_id:
-                        self._tg.create_task(self._run_here(chunk))
-                    else:
-                        self._tg.create_task(self._run_remote(peer_id, chunk))
-            else:
-                self._tg.create_task(self._place_and_run(placed))
+        self._place_group([t for t in placed if t.request.elsewhere])
+        self._place_group([t for t in placed if not t.request.elsewhere])
         return ids
+
+    def _place_group(self, tasks: list[Tracked]) -> None:
+        """Run tasks where leases say, at once, or else where the tracker will say."""
+        if not tasks:
+            return
+        assert self._tg is not None
+        at_hand = None
+        if self.place_now is not None:
+            at_hand = self.place_now(len(tasks), self._exclude(tasks))
+        if at_hand is None:
+            self._tg.create_task(self._place_and_run(tasks))
+            return
+        # A few tasks on leases: no placement task in between.
+        leases: dict[str, list[Placement]] = {}
+        for lease in at_hand:
+            leases.setdefault(lease.peer_id, []).append(lease)
+        for peer_id, chunk in self._group(tasks, at_hand).items():
+            if peer_id == self.peer_id:
+                self._tg.create_task(self._run_here(chunk, leases[peer_id]))
+            else:
+                self._tg.create_task(self._run_remote(peer_id, chunk, leases[peer_id]))
+
+    def _exclude(self, tasks: list[Tracked]) -> list[str]:
+        """Peers not to place ``tasks`` on: those they failed on, and this peer for tasks
+        asked to run elsewhere (a group is all elsewhere or none)."""
+        banned = {p for t in tasks for p in t.failed_on}
+        if tasks and tasks[0].request.elsewhere:
+            banned.add(self.peer_id)
+        return sorted(banned)
 
     def _remember(self, t: Tracked) -> None:
         self.tracked[t.task_id] = t
@@ -159,10 +179,21 @@ class TaskService:
 
     async def _place_and_run(self, tasks: list[Tracked]) -> None:
         assert self.place is not None
-        exclude = sorted({p for t in tasks for p in t.failed_on})
+        away = [t for t in tasks if t.request.elsewhere]
+        if away and len(away) < len(tasks):  # (retries of a mixed batch)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._place_and_run(away))
+                tg.create_task(self._place_and_run([t for t in tasks if t not in away]))
+            return
         try:
-            placements = await self.place(len(tasks), exclude)
+            placements = await self.place(len(tasks), self._exclude(tasks))
         except Unavailable as exc:
+            if away:  # never here: the caller asked for another peer
+                for t in tasks:
+                    self._complete(
+                        t, t.ended(self.peer_id, f"no other peer can run it: {exc.message}")
+                    )
+                return
             log.warning("placement failed (%s); running %d task(s) here", exc, len(tasks))
             await self._run_here(tasks)
             return
@@ -185,7 +216,13 @@ class TaskService:
             groups.setdefault(p.peer_id, []).append(t)
         return groups
 
-    async def _run_here(self, tasks: list[Tracked]) -> None:
+    def _give_back(self, leases: Sequence[Placement]) -> None:
+        """The tasks that ran on ``leases`` have ended: the next ones may reuse them."""
+        if self.give_back is not None:
+            for lease in leases:
+                self.give_back(lease)
+
+    async def _run_here(self, tasks: list[Tracked], leases: Sequence[Placement] = ()) -> None:
         tasks = [t for t in tasks if not t.finished]
         for t in tasks:
             t.attempts += 1
@@ -193,9 +230,12 @@ class TaskService:
             t.address = None
             self._record(t, "RUNNING")
         results = await self.executor.run_many(self.peer_id, [self._item(t) for t in tasks])
+        self._give_back(leases)
         await self._settle(tasks, results)
 
-    async def _run_remote(self, peer_id: str, tasks: list[Tracked]) -> None:
+    async def _run_remote(
+        self, peer_id: str, tasks: list[Tracked], leases: Sequence[Placement] = ()
+    ) -> None:
         tasks = [t for t in tasks if not t.finished]
         for t in tasks:
             t.attempts += 1
@@ -207,6 +247,7 @@ class TaskService:
         try:
             response = await self.remote_execute(self._addresses[peer_id], request, budget)
             results = response.results
+            self._give_back(leases)  # (not when the peer failed: its leases are dropped)
         except PeerOSError as exc:
             log.warning("executing peer %s failed for %d task(s): %s", peer_id, len(tasks), exc)
             results = [
@@ -234,17 +275,7 @@ class TaskService:
                     t.failed_on.append(r.peer_id)  # prefer another peer next time
                 retry.append(t)
                 continue
-            self._complete(
-                t,
-                r.model_copy(
-                    update={
-                        "task_id": t.task_id,
-                        "attempts": t.attempts,
-                        "origin": self.peer_id,
-                        "turnaround_time": time.time() - t.submitted,
-                    }
-                ),
-            )
+            self._complete(t, t.final(r, self.peer_id))
         if retry:
             local = [t for t in retry if t.request.confidential or self.place is None]
             placed = [t for t in retry if t not in local]
@@ -273,28 +304,7 @@ class TaskService:
         )
 
     def _record(self, t: Tracked, status: str) -> None:
-        r = t.result
-        req = t.request
-        self.history.record(
-            {
-                "task_id": t.task_id,
-                "origin": self.peer_id,
-                "executor": t.executor,
-                "status": status,
-                "function": req.function or "<callable>",
-                "program_sha256": t.program_sha,
-                "priority": req.priority,
-                "confidential": int(req.confidential),
-                "attempts": t.attempts,
-                "submitted_at": t.submitted,
-                "started_at": None,
-                "finished_at": time.time() if r is not None else None,
-                "execution_time": r.execution_time if r else None,
-                "waiting_time": r.waiting_time if r else None,
-                "turnaround_time": r.turnaround_time if r else None,
-                "error": r.error if r else None,
-            }
-        )
+        self.history.record(t.history_row(self.peer_id, status))
 
     def get(self, task_id: str) -> TaskResult:
         t = self.tracked.get(task_id)
@@ -361,18 +371,7 @@ class TaskService:
             assert t.result is not None
             return CancelResponse(task_id=task_id, cancelled=False, status=t.result.status)
         executor = t.executor
-        self._complete(
-            t,
-            TaskResult(
-                task_id=task_id,
-                status="CANCELLED",
-                error="cancelled",
-                origin=self.peer_id,
-                peer_id=executor,
-                attempts=t.attempts,
-                turnaround_time=time.time() - t.submitted,
-            ),
-        )
+        self._complete(t, t.ended(self.peer_id, "cancelled", "CANCELLED", executor))
         if executor is None or executor == self.peer_id:
             self.scheduler.cancel(task_id)
         else:

@@ -147,6 +147,7 @@ async def page() -> None:
                 for field in (priority, retries, timeout):
                     field.classes("w-24").props("dense")
                 confidential = ui.checkbox("Confidential (this peer only)")
+                elsewhere = ui.checkbox("Elsewhere (another peer)")
                 cache = ui.checkbox("Cache result")
             errors = ErrorLabel()
             with ui.row().classes("gap-2"):
@@ -171,6 +172,7 @@ async def page() -> None:
                     max_retries=int(retries.value or 0),
                     timeout=float(timeout.value or 60),
                     confidential=bool(confidential.value),
+                    elsewhere=bool(elsewhere.value),
                     cache=bool(cache.value),
                 )
                 if not request.function:

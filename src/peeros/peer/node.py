@@ -136,6 +136,7 @@ class PeerNode:
             self._remote_execute,
             self._remote_cancel,
             self.placer.take_now if self.placer else None,
+            self.placer.give_back if self.placer else None,
         )
         self.load = LoadSampler(self.data_dir, settings.slots, self.scheduler.counts)
         self.store = KVStore(

@@ -21,6 +21,8 @@ class TaskOptions(Model):
     """How a task runs; shared by single submissions and batches."""
 
     confidential: bool = False
+    #: Run on another peer than the submitting one (the tracker places it, never here).
+    elsewhere: bool = False
     priority: int = Field(default=0, ge=-1000, le=1000)
     max_retries: int = Field(default=0, ge=0, le=10)
     timeout: float = Field(default=60.0, gt=0, le=7 * 24 * 3600)

@@ -249,3 +249,21 @@ def test_take_now_serves_from_the_pool_without_waiting_and_refills_behind() -> N
         assert len(placer.pool) == 8
 
     asyncio.run(run_placer(tracker, 8, body))
+
+
+def test_tasks_with_exclusions_get_the_pool_refilled_behind_them() -> None:
+    """An ``elsewhere`` task excludes its origin: its own placement request cannot top
+    the pool up, so the pool is refilled behind it, or every such task would ask."""
+    tracker = Tracker(3)
+
+    async def body(placer: LeasedPlacer, now: list[float]) -> None:
+        assert placer.take_now(1, []) is None  # a plain first try: it tops up itself
+        await settle()
+        assert tracker.requests == []
+        assert placer.take_now(1, [IDS[0]]) is None  # empty pool, with an exclusion
+        await settle()
+        assert tracker.requests == [(8, [])]  # refilled, without the exclusion
+        taken = placer.take_now(1, [IDS[0]])
+        assert taken is not None and taken[0].peer_id != IDS[0]
+
+    asyncio.run(run_placer(tracker, 8, body))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection
@@ -59,20 +60,26 @@ class LeasePool:
         self._leases: deque[tuple[float, Placement]] = deque()
         #: Grant times of the leases taken and not yet given back, by peer address.
         self._lent: dict[str, list[float]] = {}
+        #: The earliest grant time of a lease held (in the pool or lent), or later.
+        self._oldest = math.inf
 
     def __len__(self) -> int:
         return len(self._leases)
 
     def _expire(self, now: float) -> None:
+        if now - self._oldest <= self.max_age:
+            return  # (the common case: nothing held is old enough, no scan)
         oldest = now - self.max_age
-        if any(granted < oldest for granted, _ in self._leases):
-            self._leases = deque(lease for lease in self._leases if lease[0] >= oldest)
+        self._leases = deque(lease for lease in self._leases if lease[0] >= oldest)
         for address, times in list(self._lent.items()):
             kept = [granted for granted in times if granted >= oldest]
             if kept:
                 self._lent[address] = kept
             else:
                 del self._lent[address]
+        held = [granted for granted, _ in self._leases]
+        held += [granted for times in self._lent.values() for granted in times]
+        self._oldest = min(held, default=math.inf)
 
     def _lend(self, leases: list[tuple[float, Placement]]) -> list[Placement]:
         for granted, placement in leases:
@@ -121,6 +128,7 @@ class LeasePool:
 
     def add(self, placements: list[Placement], now: float) -> None:
         self._leases.extend((now, p) for p in placements)
+        self._oldest = min(self._oldest, now)
         excess = len(self._leases) - 2 * self.size
         if excess > 0:  # two refills raced: keep the newest
             by_age = sorted(range(len(self._leases)), key=lambda i: self._leases[i][0])
@@ -161,8 +169,12 @@ class LeasedPlacer:
         """``count`` placements from the pool without waiting, or None (nothing taken)."""
         now = self.clock()
         leased = self.pool.take(count, exclude, now)
-        refill = not self._refilling and now >= self._retry_at
-        if leased is not None and refill and self.pool.wanted(now):
+        # A plain first try that finds the pool empty tops it up in its own request
+        # (:meth:`place`); for any other the pool is refilled behind, or a stream of
+        # tasks with exclusions (``elsewhere``) would ask the tracker every time.
+        tops_up_itself = leased is None and not exclude and count <= self.pool.size
+        refill = not self._refilling and now >= self._retry_at and not tops_up_itself
+        if refill and self.pool.wanted(now):
             self._wake.set()
         return leased
 

@@ -35,6 +35,10 @@ SECONDS_PER_PID_MIN = 1e-7
 PID_CYCLE_SLACK = 600
 
 
+#: Bytes asked of the pipe per read.
+READ_SIZE = 1 << 16
+
+
 class Lines:
     """Newline-delimited messages from a pipe, readable without blocking too: between
     tasks the worker looks at what already arrived (a revoke must be seen before the
@@ -47,7 +51,9 @@ class Lines:
         self._eof = False
 
     def _fill(self) -> bool:
-        data = os.read(self.fd, 1 << 20)
+        # 64 KiB: under malloc's mmap threshold, so a read costs no mmap/munmap of its
+        # own buffer (1 MiB did, three system calls and a page fault per message).
+        data = os.read(self.fd, READ_SIZE)
         if not data:
             self._eof = True
             return False

@@ -28,9 +28,9 @@ from peeros.compute.program import code_hash, program_hash
 from peeros.compute.tracked import Countdown, Tracked
 from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable, Unreachable
 from peeros.protocol import (
+    Body,
     CancelResponse,
-    ExecuteItem,
-    ExecuteRequest,
+    Encoded,
     ExecuteResponse,
     Placement,
     TaskRequest,
@@ -48,8 +48,6 @@ Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
 PlaceNow = Callable[[int, list[str]], list[Placement] | None]
 #: Give back a lease ``PlaceNow`` handed out, once its task has ended.
 GiveBack = Callable[[Placement], None]
-#: Options that concern the origin only and never travel to an executor.
-_ORIGIN_ONLY = frozenset({"confidential", "max_retries", "cache", "elsewhere"})
 
 
 class TaskService:
@@ -60,7 +58,7 @@ class TaskService:
         history: TaskHistory,
         cache: ResultCache,
         place: Place | None,
-        remote_execute: Callable[[str, ExecuteRequest, float], Awaitable[ExecuteResponse]],
+        remote_execute: Callable[[str, Body, float], Awaitable[ExecuteResponse]],
         remote_cancel: Callable[[str, str], Awaitable[None]],
         place_now: PlaceNow | None = None,
         give_back: GiveBack | None = None,
@@ -229,7 +227,7 @@ class TaskService:
             t.executor = self.peer_id
             t.address = None
             self._record(t, "RUNNING")
-        results = await self.executor.run_many(self.peer_id, [self._item(t) for t in tasks])
+        results = await self.executor.run_many(self.peer_id, [t.item() for t in tasks])
         self._give_back(leases)
         await self._settle(tasks, results)
 
@@ -242,7 +240,7 @@ class TaskService:
             t.executor = peer_id
             t.address = self._addresses[peer_id]
             self._record(t, "RUNNING")
-        request = ExecuteRequest(tasks=[self._item(t) for t in tasks])
+        request = Encoded('{"tasks": [' + ", ".join(t.item_json() for t in tasks) + "]}")
         budget = max(t.request.timeout for t in tasks) * len(tasks) + REMOTE_GRACE
         try:
             response = await self.remote_execute(self._addresses[peer_id], request, budget)
@@ -294,14 +292,6 @@ class TaskService:
         self._record(t, result.status)
         if t.cache_key and result.status == "DONE" and not result.cached:
             self.cache.put(t.cache_key, result)
-
-    def _item(self, t: Tracked) -> ExecuteItem:
-        # The request was validated on the way in and the id and parent are ours: no
-        # second validation per task (model_construct), only the fields an executor sees.
-        data = {k: v for k, v in t.request.__dict__.items() if k not in _ORIGIN_ONLY}
-        return ExecuteItem.model_construct(
-            task_id=t.task_id, parent=t.parent, group=t.group, **data
-        )
 
     def _record(self, t: Tracked, status: str) -> None:
         self.history.record(t.history_row(self.peer_id, status))

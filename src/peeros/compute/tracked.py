@@ -4,11 +4,15 @@ how a caller waits for many of them at once (:class:`Countdown`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from peeros.protocol import TaskRequest, TaskResult, TaskStatus
+from peeros.protocol import ExecuteItem, TaskRequest, TaskResult, TaskStatus
+
+#: Options that concern the origin only and never travel to an executor.
+ORIGIN_ONLY = {"confidential", "max_retries", "cache", "elsewhere"}
 
 
 class Countdown:
@@ -46,6 +50,26 @@ class Tracked:
     address: str | None = None
     #: What the history records as the program's digest (computed once).
     program_sha: str = ""
+
+    def item(self) -> ExecuteItem:
+        """The task as an executor sees it (run here: no encoding at all)."""
+        # The request was validated on the way in and the id and parent are ours: no
+        # second validation (model_construct), only the fields an executor sees.
+        data = {k: v for k, v in self.request.__dict__.items() if k not in ORIGIN_ONLY}
+        return ExecuteItem.model_construct(
+            task_id=self.task_id, parent=self.parent, group=self.group, **data
+        )
+
+    def item_json(self) -> str:
+        """:meth:`item` as JSON, spliced from the request as validated on the way in
+        (only what is not a default): cheaper than building the model to encode it."""
+        head: dict[str, str] = {"task_id": self.task_id}
+        if self.parent is not None:
+            head["parent"] = self.parent
+        if self.group is not None:
+            head["group"] = self.group
+        body = self.request.model_dump_json(exclude=ORIGIN_ONLY, exclude_defaults=True)
+        return json.dumps(head)[:-1] + (", " + body[1:] if body != "{}" else "}")
 
     def final(self, result: TaskResult, origin: str) -> TaskResult:
         """An executor's ``result`` as the caller sees it: this task's id and tries."""

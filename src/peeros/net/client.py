@@ -17,7 +17,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from peeros.errors import PeerOSError, Unavailable, Unreachable, from_wire
-from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, Body
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -134,7 +134,7 @@ class ClusterClient:
         address: str,
         method: str,
         path: str,
-        body: BaseModel | None = None,
+        body: Body | None = None,
         response: type[M] | None = None,
         timeout: float | None = None,
     ) -> Any:

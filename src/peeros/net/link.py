@@ -46,6 +46,7 @@ from peeros.errors import (
 )
 from peeros.net.client import ClusterClient, parse_json
 from peeros.net.server import MAX_BODY, PEER_ID, describe_validation
+from peeros.protocol import Body
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ class LinkClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def call(
-        self, address: str, op: str, body: BaseModel, response: type[M], timeout: float | None
+        self, address: str, op: str, body: Body, response: type[M], timeout: float | None
     ) -> M:
         link = await self._link(address)
         if link is None:

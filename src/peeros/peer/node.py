@@ -59,6 +59,7 @@ from peeros.peer.syscalls import Syscalls
 from peeros.protocol import (
     ADDRESS_RE,
     PEER_ID_RE,
+    Body,
     ExecuteRequest,
     ExecuteResponse,
     Heartbeat,
@@ -220,9 +221,7 @@ class PeerNode:
         got = await self.links.call(self.settings.tracker, "placement", req, Placements, None)
         return got.placements
 
-    async def _remote_execute(
-        self, address: str, req: ExecuteRequest, timeout: float
-    ) -> ExecuteResponse:
+    async def _remote_execute(self, address: str, req: Body, timeout: float) -> ExecuteResponse:
         assert self.links is not None
         try:
             resp = await self.links.call(address, "execute", req, ExecuteResponse, timeout)

@@ -158,7 +158,8 @@ class AsyncClient:
         if len(requests) == 1:
             body = requests[0].model_dump(mode="json", exclude_defaults=True)
             return "POST", "/v1/tasks" + query, body, timeout
-        batch = BatchRequest(tasks=requests).model_dump_json().encode()
+        # (defaults left out: a peer of an older version does not know every option)
+        batch = BatchRequest(tasks=requests).model_dump_json(exclude_defaults=True).encode()
         return "POST", "/v1/tasks/batch" + query, batch, timeout
 
     async def _submit(self, requests: list[TaskRequest], wait: float) -> Submitted:

@@ -267,3 +267,15 @@ def test_tasks_with_exclusions_get_the_pool_refilled_behind_them() -> None:
         assert taken is not None and taken[0].peer_id != IDS[0]
 
     asyncio.run(run_placer(tracker, 8, body))
+
+
+def test_a_lease_whose_task_failed_goes_back_last_and_used_up_leases_never_come_back() -> None:
+    pool = LeasePool(size=4, max_age=10)
+    pool.add([p(0), p(1), p(2)], now=0)
+    pool.take(1, [], now=1)
+    assert pool.give_back(p(0), now=1, warm=False) is True  # its task failed there
+    assert pool.take(3, [], now=1) == [p(1), p(2), p(0)]
+    fresh = LeasePool(size=4, max_age=10)
+    fresh.add([p(0)], now=2)
+    assert fresh.take(1, [], now=2, lend=False) == [p(0)]  # e.g. a retry's placement
+    assert fresh.give_back(p(0), now=2) is False  # used up, as before leases were reused

@@ -60,7 +60,7 @@ class LeasePool:
         self._leases: deque[tuple[float, Placement]] = deque()
         #: Grant times of the leases taken and not yet given back, by peer address.
         self._lent: dict[str, list[float]] = {}
-        #: The earliest grant time of a lease held (in the pool or lent), or later.
+        #: The earliest grant time of a lease held (in the pool or lent), or earlier.
         self._oldest = math.inf
 
     def __len__(self) -> int:
@@ -86,14 +86,18 @@ class LeasePool:
             self._lent.setdefault(placement.address, []).append(granted)
         return [placement for _, placement in leases]
 
-    def take(self, count: int, exclude: Collection[str], now: float) -> list[Placement] | None:
+    def take(
+        self, count: int, exclude: Collection[str], now: float, lend: bool = True
+    ) -> list[Placement] | None:
         """``count`` leases on peers not in ``exclude`` (given-back ones first, then the
-        oldest), or None (and nothing taken) when the pool cannot serve them all."""
+        oldest), or None (and nothing taken) when the pool cannot serve them all. Lent
+        leases can be given back; the others (``lend=False``) are used up."""
         self._expire(now)
         if count > len(self._leases):
             return None
         if not exclude and count == 1:  # the common case, without a scan
-            return self._lend([self._leases.popleft()])
+            taken = [self._leases.popleft()]
+            return self._lend(taken) if lend else [taken[0][1]]
         banned = set(exclude)
         picked = [i for i, (_, p) in enumerate(self._leases) if p.peer_id not in banned][:count]
         if len(picked) < count:
@@ -102,12 +106,12 @@ class LeasePool:
         kept = [lease for i, lease in enumerate(self._leases) if i not in chosen]
         taken = [self._leases[i] for i in picked]
         self._leases = deque(kept)
-        return self._lend(taken)
+        return self._lend(taken) if lend else [placement for _, placement in taken]
 
-    def give_back(self, placement: Placement, now: float) -> bool:
-        """A task that ran on ``placement`` (a lease :meth:`take` handed out) has ended:
-        the lease goes to the front, for the next task, unless it has expired meanwhile
-        or its peer was forgotten. True if it is back in the pool."""
+    def give_back(self, placement: Placement, now: float, warm: bool = True) -> bool:
+        """A task that ran on ``placement`` (a lease :meth:`take` lent) has ended: the
+        lease goes back to the front (``warm``: for the next task) or the back, unless
+        it has expired meanwhile or its peer was forgotten. True if it is back."""
         times = self._lent.get(placement.address)
         if not times:
             return False
@@ -116,7 +120,10 @@ class LeasePool:
             del self._lent[placement.address]
         if now - granted > self.max_age:
             return False
-        self._leases.appendleft((granted, placement))
+        if warm:
+            self._leases.appendleft((granted, placement))
+        else:
+            self._leases.append((granted, placement))
         return True
 
     def wanted(self, now: float) -> int:
@@ -165,10 +172,11 @@ class LeasedPlacer:
         self._refilling = False
         self._retry_at = 0.0
 
-    def take_now(self, count: int, exclude: list[str]) -> list[Placement] | None:
-        """``count`` placements from the pool without waiting, or None (nothing taken)."""
+    def take_now(self, count: int, exclude: list[str], lend: bool = True) -> list[Placement] | None:
+        """``count`` placements from the pool without waiting, or None (nothing taken);
+        lent (to be given back when their tasks end) unless ``lend`` is False."""
         now = self.clock()
-        leased = self.pool.take(count, exclude, now)
+        leased = self.pool.take(count, exclude, now, lend)
         # A plain first try that finds the pool empty tops it up in its own request
         # (:meth:`place`); for any other the pool is refilled behind, or a stream of
         # tasks with exclusions (``elsewhere``) would ask the tracker every time.
@@ -179,7 +187,7 @@ class LeasedPlacer:
         return leased
 
     async def place(self, count: int, exclude: list[str]) -> list[Placement]:
-        leased = self.take_now(count, exclude)
+        leased = self.take_now(count, exclude, lend=False)  # (callers give nothing back)
         if leased is not None:
             return leased
         now = self.clock()
@@ -197,9 +205,10 @@ class LeasedPlacer:
         self.pool.add(placements[count:], self.clock())
         return placements[:count]
 
-    def give_back(self, placement: Placement) -> None:
-        """The task that ran on the lease ``placement`` has ended: reuse the lease."""
-        self.pool.give_back(placement, self.clock())
+    def give_back(self, placement: Placement, warm: bool = True) -> None:
+        """The task that ran on the lease ``placement`` has ended: reuse the lease (first,
+        if ``warm``)."""
+        self.pool.give_back(placement, self.clock(), warm)
 
     def forget(self, address: str) -> None:
         """The peer at ``address`` could not be reached: use none of its leases."""

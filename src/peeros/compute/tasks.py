@@ -46,8 +46,9 @@ REMOTE_GRACE = 300.0
 
 Place = Callable[[int, list[str]], Awaitable[list[Placement]]]
 PlaceNow = Callable[[int, list[str]], list[Placement] | None]
-#: Give back a lease ``PlaceNow`` handed out, once its task has ended.
-GiveBack = Callable[[Placement], None]
+#: Give back a lease ``PlaceNow`` handed out, once its task has ended (True: first in
+#: line for the next task, the peer ran it to the end; False: last in line).
+GiveBack = Callable[[Placement, bool], None]
 
 
 class TaskService:
@@ -181,20 +182,20 @@ class TaskService:
         if away and len(away) < len(tasks):  # (retries of a mixed batch)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._place_and_run(away))
-                tg.create_task(self._place_and_run([t for t in tasks if t not in away]))
+                tg.create_task(self._place_and_run([t for t in tasks if not t.request.elsewhere]))
             return
         try:
             placements = await self.place(len(tasks), self._exclude(tasks))
         except Unavailable as exc:
             if away:  # never here: the caller asked for another peer
-                for t in tasks:
-                    self._complete(
-                        t, t.ended(self.peer_id, f"no other peer can run it: {exc.message}")
-                    )
+                found = await self._place_away(tasks, exc)
+                if found is None:
+                    return
+                placements = found
+            else:
+                log.warning("placement failed (%s); running %d task(s) here", exc, len(tasks))
+                await self._run_here(tasks)
                 return
-            log.warning("placement failed (%s); running %d task(s) here", exc, len(tasks))
-            await self._run_here(tasks)
-            return
         async with asyncio.TaskGroup() as tg:
             for peer_id, chunk in chunks.plan(self._group(tasks, placements)):
                 if peer_id == self.peer_id:
@@ -206,6 +207,19 @@ class TaskService:
                 # chunk is built; else no peer gets its first chunk before all are built.
                 await asyncio.sleep(0)
 
+    async def _place_away(self, tasks: list[Tracked], exc: Unavailable) -> list[Placement] | None:
+        """Placements for ``elsewhere`` tasks that no peer they have not failed on can
+        take: any peer but this one (a failure is a preference, as for other tasks,
+        which would run here), else None and they end, saying why."""
+        if any(t.failed_on for t in tasks) and self.place is not None:
+            try:
+                return await self.place(len(tasks), [self.peer_id])
+            except Unavailable as again:
+                exc = again
+        for t in tasks:
+            self._complete(t, t.ended(self.peer_id, f"no other peer can run it: {exc.message}"))
+        return None
+
     def _group(self, tasks: list[Tracked], placements: list[Placement]) -> dict[str, list[Tracked]]:
         """The tasks by the peer placed to run them (whose address is remembered)."""
         groups: dict[str, list[Tracked]] = {}
@@ -214,27 +228,36 @@ class TaskService:
             groups.setdefault(p.peer_id, []).append(t)
         return groups
 
-    def _give_back(self, leases: Sequence[Placement]) -> None:
-        """The tasks that ran on ``leases`` have ended: the next ones may reuse them."""
-        if self.give_back is not None:
+    def _give_back(self, leases: Sequence[Placement], results: Sequence[TaskResult]) -> None:
+        """The tasks that ran on ``leases`` have ended: the next ones may reuse them, first
+        if one of them ran to the end there (a peer that fails every task is not
+        preferred), else after the others."""
+        if self.give_back is not None and leases:
+            warm = any(r.status == "DONE" for r in results)
             for lease in leases:
-                self.give_back(lease)
+                self.give_back(lease, warm)
 
     async def _run_here(self, tasks: list[Tracked], leases: Sequence[Placement] = ()) -> None:
         tasks = [t for t in tasks if not t.finished]
+        if not tasks:  # all cancelled while being placed
+            self._give_back(leases, [])
+            return
         for t in tasks:
             t.attempts += 1
             t.executor = self.peer_id
             t.address = None
             self._record(t, "RUNNING")
         results = await self.executor.run_many(self.peer_id, [t.item() for t in tasks])
-        self._give_back(leases)
+        self._give_back(leases, results)
         await self._settle(tasks, results)
 
     async def _run_remote(
         self, peer_id: str, tasks: list[Tracked], leases: Sequence[Placement] = ()
     ) -> None:
         tasks = [t for t in tasks if not t.finished]
+        if not tasks:  # all cancelled while being placed
+            self._give_back(leases, [])
+            return
         for t in tasks:
             t.attempts += 1
             t.executor = peer_id
@@ -245,9 +268,11 @@ class TaskService:
         try:
             response = await self.remote_execute(self._addresses[peer_id], request, budget)
             results = response.results
-            self._give_back(leases)  # (not when the peer failed: its leases are dropped)
+            self._give_back(leases, results)
         except PeerOSError as exc:
             log.warning("executing peer %s failed for %d task(s): %s", peer_id, len(tasks), exc)
+            if not isinstance(exc, Unavailable):  # (else the peer's leases are dropped)
+                self._give_back(leases, [])
             results = [
                 TaskResult(
                     task_id=t.task_id,

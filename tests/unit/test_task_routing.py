@@ -1,0 +1,176 @@
+"""The origin's routing of tasks (``TaskService``) around a fake tracker and executor:
+cancellation while a placement is under way, and leases given back by outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from peeros.compute.cache import ResultCache
+from peeros.compute.quotas import TaskQuota
+from peeros.compute.tasks import TaskService
+from peeros.errors import Unavailable
+from peeros.protocol import (
+    Body,
+    ExecuteRequest,
+    ExecuteResponse,
+    Placement,
+    TaskRequest,
+    TaskResult,
+)
+from tests.unit.test_placement import IDS
+
+ORIGIN, OTHER = IDS[0], IDS[1]
+LEASE = Placement(peer_id=OTHER, address="127.0.0.1:9001")
+REQ = TaskRequest(program="def main(x):\n    return x\n", function="main", args=[1])
+
+
+class History:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    def cancel(self, task_id: str) -> None:  # (a task not yet sent anywhere)
+        self.cancelled.append(task_id)
+
+
+class Executor:
+    """Only what the origin side touches; local runs are not expected here."""
+
+    def __init__(self) -> None:
+        self.scheduler = Scheduler()
+        self.quota = TaskQuota(0, 60)
+
+
+class Cluster:
+    """The tracker and the other peer, as the origin sees them."""
+
+    def __init__(self, status: str = "DONE") -> None:
+        self.status = status
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.placed: list[list[str]] = []
+        self.ran: list[str] = []
+        self.given_back: list[tuple[str, bool]] = []
+        self.leases: list[Placement] = []
+
+    async def place(self, count: int, exclude: list[str]) -> list[Placement]:
+        self.placed.append(exclude)
+        await self.gate.wait()
+        if OTHER in exclude:
+            raise Unavailable("no live peer can take this task")
+        return [LEASE] * count
+
+    def place_now(self, count: int, exclude: list[str]) -> list[Placement] | None:
+        if len(self.leases) < count:
+            return None
+        taken, self.leases = self.leases[:count], self.leases[count:]
+        return taken
+
+    def give_back(self, lease: Placement, warm: bool) -> None:
+        self.given_back.append((lease.peer_id, warm))
+
+    async def execute(self, address: str, body: Body, timeout: float) -> ExecuteResponse:
+        items = ExecuteRequest.model_validate_json(body.model_dump_json()).tasks
+        self.ran += [i.task_id for i in items]
+        status = self.status
+        return ExecuteResponse(
+            results=[
+                TaskResult(
+                    task_id=i.task_id,
+                    status=status,
+                    result=1 if status == "DONE" else None,
+                    error=None if status == "DONE" else "ZeroDivisionError: division by zero",
+                    peer_id=OTHER,
+                )
+                for i in items
+            ]
+        )
+
+    async def cancel(self, address: str, task_id: str) -> None:
+        pass
+
+
+def service(cluster: Cluster) -> TaskService:
+    return TaskService(
+        ORIGIN,
+        Executor(),  # type: ignore[arg-type]
+        History(),  # type: ignore[arg-type]
+        ResultCache(),
+        cluster.place,
+        cluster.execute,
+        cluster.cancel,
+        cluster.place_now,
+        cluster.give_back,
+    )
+
+
+async def running(cluster: Cluster, body: Any) -> None:
+    tasks = service(cluster)
+    runner = asyncio.create_task(tasks.run())
+    await asyncio.sleep(0)
+    try:
+        await body(tasks)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+def test_a_task_cancelled_while_being_placed_leaves_the_service_working() -> None:
+    cluster = Cluster()
+    cluster.gate.clear()  # the tracker has not answered yet
+
+    async def body(tasks: TaskService) -> None:
+        (first,) = tasks.submit([REQ])
+        await asyncio.sleep(0)
+        assert (await tasks.cancel(first)).status == "CANCELLED"
+        cluster.gate.set()  # placed now, but nothing is left to run
+        (second,) = tasks.submit([REQ])
+        done = await tasks.wait([first, second], timeout=5, wait_all=True)
+        assert [r.status for r in done.done] == ["CANCELLED", "DONE"]
+        for _ in range(5):  # let the cancelled task's placement come to its end
+            await asyncio.sleep(0)
+        (third,) = tasks.submit([REQ])  # the service still runs tasks
+        assert (await tasks.wait([third], timeout=5, wait_all=True)).pending == []
+        assert cluster.ran == [second, third]
+
+    asyncio.run(running(cluster, body))
+
+
+def test_leases_come_back_first_after_a_success_and_last_after_a_failure() -> None:
+    cluster = Cluster()
+    cluster.leases = [LEASE, LEASE]
+
+    async def body(tasks: TaskService) -> None:
+        ok = tasks.submit([REQ])
+        await tasks.wait(ok, timeout=5, wait_all=True)
+        cluster.status = "FAILED"
+        bad = tasks.submit([REQ])
+        await tasks.wait(bad, timeout=5, wait_all=True)
+        assert cluster.given_back == [(OTHER, True), (OTHER, False)]
+
+    asyncio.run(running(cluster, body))
+
+
+def test_elsewhere_retries_go_back_to_a_peer_they_failed_on_rather_than_fail_unrun() -> None:
+    """The only other peer failed the task: its retry runs there again (never on the
+    origin) and the caller gets the task's own error, not 'no other peer'."""
+    cluster = Cluster(status="FAILED")
+    elsewhere = REQ.model_copy(update={"elsewhere": True, "max_retries": 1})
+
+    async def body(tasks: TaskService) -> None:
+        ids = tasks.submit([elsewhere])
+        (result,) = (await tasks.wait(ids, timeout=5, wait_all=True)).done
+        assert (result.status, result.attempts) == ("FAILED", 2)
+        assert result.error is not None and "ZeroDivisionError" in result.error
+        assert cluster.ran == ids * 2
+        assert cluster.placed == [[ORIGIN], [ORIGIN, OTHER], [ORIGIN]]
+
+    asyncio.run(running(cluster, body))

@@ -4,8 +4,6 @@ submissions travel as frames on one WebSocket to its peer, against real peers.""
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 
 import aiohttp
 import pytest
@@ -17,6 +15,7 @@ from peeros.client_lane import BlockingLane, NoLane
 from peeros.errors import BadRequest, Unauthorized
 from peeros.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.conftest import Nodes
+from tests.http_stub import Quiet, serving
 
 PROGRAM = "def main(x):\n    return x\n"
 
@@ -98,28 +97,17 @@ def test_bad_frames_get_error_frames(nodes: Nodes) -> None:
 def test_a_peer_without_a_lane_is_called_over_http() -> None:
     """An older peer (no ``/v1/lane``) answers 404 to the upgrade: HTTP from then on."""
 
-    class NotFound(http.server.BaseHTTPRequestHandler):
+    class NotFound(Quiet):
         def do_GET(self) -> None:
             self.send_error(404)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
+    with serving(NotFound) as port:
         lane = BlockingLane(BlockingHTTP(f"http://127.0.0.1:{port}", "t", 5.0))
         with pytest.raises(NoLane):
             lane.call("submit", b"{}")
         assert lane.missing
         with pytest.raises(NoLane):  # not asked again
             lane.call("submit", b"{}")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def test_nan_args_are_refused_over_http_too(nodes: Nodes) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from peeros.errors import BadRequest
 from peeros.net.link import _error_frame, _parse_call, _parse_reply
+from tests.http_stub import Quiet, serving
 
 BODY = {"tasks": [{"task_id": "a" * 32, "program": 'x = "}"\n', "args": [1, {"k": []}]}]}
 
@@ -75,14 +76,12 @@ def test_lane_frames_are_masked_client_frames_of_any_length(n: int) -> None:
 def test_a_failed_lane_upgrade_never_pools_a_closed_connection() -> None:
     """Regression (review): a stale pooled lane was closed, the new upgrade was refused
     (401), and the closed lane went back to the pool: the next call raised ValueError."""
-    import http.server
-    import threading
 
     from peeros.client_http import BlockingHTTP, _Conn
     from peeros.client_lane import BlockingLane, _LaneConn
     from peeros.errors import Unauthorized
 
-    class Refuse(http.server.BaseHTTPRequestHandler):
+    class Refuse(Quiet):
         def do_GET(self) -> None:
             body = b'{"error": {"code": "unauthorized", "message": "wrong API token"}}'
             self.send_response(401)
@@ -90,14 +89,8 @@ def test_a_failed_lane_upgrade_never_pools_a_closed_connection() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        http_ = BlockingHTTP(f"http://127.0.0.1:{server.server_address[1]}", "t", 5.0)
+    with serving(Refuse) as port:
+        http_ = BlockingHTTP(f"http://127.0.0.1:{port}", "t", 5.0)
         lane = BlockingLane(http_)
         stale = _LaneConn.__new__(_LaneConn)  # a pooled lane gone stale
         stale.conn, stale.ids = _Conn(http_.host, http_.port, 5.0, None), 0
@@ -107,7 +100,3 @@ def test_a_failed_lane_upgrade_never_pools_a_closed_connection() -> None:
             with pytest.raises(Unauthorized, match="wrong API token"):
                 lane.call("submit", b"{}")
         assert lane._idle == []
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)

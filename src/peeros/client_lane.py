@@ -29,7 +29,7 @@ import time
 from peeros.client_http import KEEP, BlockingHTTP, _Conn
 from peeros.errors import PeerOSError, Unavailable, from_wire
 from peeros.net.client import error_from
-from peeros.net.link import LANE_PATH
+from peeros.net.link_server import LANE_PATH
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _REPLY = re.compile(rb'\{"id": (\d{1,18}), "body": ')

@@ -18,7 +18,8 @@ import pytest
 from peeros.client import Client
 from peeros.errors import BadRequest, Forbidden, PayloadTooLarge, Unavailable, Unreachable
 from peeros.net.client import ClusterClient
-from peeros.net.link import LINK_PATH, LinkClient
+from peeros.net.link import LinkClient
+from peeros.net.link_server import LINK_PATH
 from peeros.protocol import (
     ExecuteItem,
     ExecuteRequest,

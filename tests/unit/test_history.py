@@ -193,3 +193,26 @@ def test_bad_row_is_refused_and_buffer_kept(db: PeerDB) -> None:
         history.flush()
     assert history.pending == 1  # nothing lost, nothing half-written
     assert db.recent(10) == []
+
+
+def test_rows_recorded_later_are_built_only_when_written(db: PeerDB) -> None:
+    """``record_later``: a passing state that a later one replaces before the flush is
+    never built; the row that is written is built at the flush."""
+    history = TaskHistory(db, clock=FakeClock())
+    built: list[str] = []
+
+    def build(status: str, **kw: Any) -> Any:
+        def make() -> dict[str, Any]:
+            built.append(status)
+            return row("t1", status, **kw)
+
+        return make
+
+    history.record_later("t1", "QUEUED", build("QUEUED"))
+    history.record_later("t1", "RUNNING", build("RUNNING", executor="peer-b"))
+    history.record_later("t1", "DONE", build("DONE", executor="peer-b", finished_at=2.0))
+    assert built == []  # nothing built on the task's way
+    assert history.flush_settled() == 1
+    assert built == ["DONE"]
+    stored = history.task("t1")
+    assert stored is not None and (stored["status"], stored["finished_at"]) == ("DONE", 2.0)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from peeros.errors import BadRequest
-from peeros.net.link import _error_frame, _parse_call, _parse_reply
+from peeros.net.link import _parse_reply
+from peeros.net.link_server import _error_frame, _parse_call
 from tests.http_stub import Quiet, serving
 
 BODY = {"tasks": [{"task_id": "a" * 32, "program": 'x = "}"\n', "args": [1, {"k": []}]}]}

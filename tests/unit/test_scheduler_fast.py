@@ -167,3 +167,30 @@ async def test_a_stopped_scheduler_starts_nothing_on_the_spot() -> None:
         pass  # up, then stopped
     scheduler.submit(job(1))
     assert pool.started_now == []
+
+
+async def test_the_worker_and_the_listeners_come_before_the_bookkeeping() -> None:
+    """A lone task is written to its worker before the kernel hears of it (NEW), and a
+    listener of its result (a reply to write) is told before the kernel's end-of-task
+    work: the bookkeeping overlaps with the task and with the caller's next step."""
+    pool = Pool(idle=1)
+    scheduler = Scheduler(pool, slots=1)  # type: ignore[arg-type]
+    seen: list[tuple[str, object]] = []
+
+    class Watching(Recorder):
+        def on_state(self, job: Job, state: str) -> None:
+            if state == "NEW":
+                seen.append(("NEW", list(pool.started_now)))
+            super().on_state(job, state)
+
+        def on_finish(self, job: Job, status: str) -> None:
+            seen.append(("on_finish", status))
+            super().on_finish(job, status)
+
+    scheduler.hooks = Watching()
+    async with running(scheduler):
+        a = job(1)
+        future = scheduler.submit(a)
+        future.listen(lambda f: seen.append(("listener", f.result().status)))
+        pool.executions[a.task_id].end(TaskOutcome(status="ok", result=3))
+        assert seen == [("NEW", [a.task_id]), ("listener", "DONE"), ("on_finish", "DONE")]

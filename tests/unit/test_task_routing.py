@@ -4,6 +4,7 @@ cancellation while a placement is under way, and leases given back by outcome.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from peeros.compute.cache import ResultCache
@@ -29,8 +30,8 @@ class History:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def record(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
+    def record_later(self, task_id: str, status: str, row: Callable[[], dict[str, Any]]) -> None:
+        self.rows.append(row())
 
 
 class Scheduler:
@@ -172,5 +173,52 @@ def test_elsewhere_retries_go_back_to_a_peer_they_failed_on_rather_than_fail_unr
         assert result.error is not None and "ZeroDivisionError" in result.error
         assert cluster.ran == ids * 2
         assert cluster.placed == [[ORIGIN], [ORIGIN, OTHER], [ORIGIN]]
+
+    asyncio.run(running(cluster, body))
+
+
+def test_the_caller_hears_of_a_result_before_its_lease_is_given_back() -> None:
+    """``when_done`` answers where the task ends: the origin's work that follows (giving
+    the lease back, the history, the cache) comes after the answer, not before it."""
+    cluster = Cluster()
+    cluster.leases = [LEASE]
+
+    async def body(tasks: TaskService) -> None:
+        heard: list[tuple[list[str], list[tuple[str, bool]]]] = []
+        ended = asyncio.Event()
+
+        def then(results: list[TaskResult] | None) -> None:
+            assert results is not None
+            heard.append(([r.status for r in results], list(cluster.given_back)))
+            ended.set()
+
+        ids = tasks.submit([REQ])
+        tasks.when_done(ids, 5.0, then)
+        await asyncio.wait_for(ended.wait(), 5)
+        assert heard == [(["DONE"], [])]  # answered while the lease was still out
+        assert cluster.given_back == [(OTHER, True)]  # and given back right after
+
+    asyncio.run(running(cluster, body))
+
+
+def test_when_done_answers_at_once_for_ended_tasks_and_with_none_on_its_timeout() -> None:
+    cluster = Cluster()
+    cluster.gate.clear()  # the tracker does not answer: the task stays pending
+
+    async def body(tasks: TaskService) -> None:
+        answers: list[list[TaskResult] | None] = []
+        ids = tasks.submit([REQ])
+        tasks.when_done(ids, 0.0, answers.append)  # no waiting asked: ids only, now
+        assert answers == [None]
+        timed_out = asyncio.Event()
+        tasks.when_done(ids, 0.05, lambda r: (answers.append(r), timed_out.set()))
+        await asyncio.wait_for(timed_out.wait(), 5)
+        assert answers == [None, None]
+        assert tasks.tracked[ids[0]].watchers == []  # the expired wait left nothing behind
+        cluster.gate.set()
+        await tasks.wait(ids, timeout=5, wait_all=True)
+        tasks.when_done(ids, 5.0, answers.append)  # ended already: answered on the spot
+        last = answers[-1]
+        assert last is not None and [r.status for r in last] == ["DONE"]
 
     asyncio.run(running(cluster, body))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peeros.compute.tracked import ORIGIN_ONLY, Tracked
-from peeros.protocol import ExecuteItem, ExecuteRequest, TaskRequest
+from peeros.protocol import ExecuteItem, ExecuteRequest, TaskRequest, TaskResult
 
 PROGRAM = "def main(x):\n    return x\n"
 
@@ -51,3 +51,14 @@ def test_the_spliced_json_is_the_item_an_executor_would_parse(
         assert f'"{name}"' not in t.item_json()
     both = ExecuteRequest.model_validate_json(f'{{"tasks": [{t.item_json()}, {t.item_json()}]}}')
     assert both.tasks == [parsed, parsed]
+
+
+def test_a_history_row_built_later_keeps_the_time_the_task_ended() -> None:
+    """History rows are built when written (up to a flush interval later): the end time
+    is the one the origin noted when the result was set, not the build's."""
+    t = Tracked("a" * 32, TaskRequest(program=PROGRAM, function="main", args=[1]), 100.0)
+    assert t.history_row("o", "QUEUED")["finished_at"] is None
+    t.result = TaskResult(task_id=t.task_id, status="DONE", result=1, turnaround_time=0.5)
+    t.finished_at = 100.5
+    row = t.history_row("o", "DONE")
+    assert (row["finished_at"], row["turnaround_time"]) == (100.5, 0.5)

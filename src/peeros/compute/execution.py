@@ -19,6 +19,7 @@ from peeros.compute.program import code_hash, validate_args, validate_program
 from peeros.compute.quotas import TaskQuota
 from peeros.compute.scheduler import Scheduler
 from peeros.compute.workers import TaskSpec
+from peeros.eager import EagerFuture
 from peeros.errors import BadRequest, Forbidden, NotFound, PeerOSError
 from peeros.protocol import ExecuteItem, TaskRequest, TaskResult
 
@@ -55,7 +56,7 @@ def _validate_program(program: str, function: str) -> None:
 
 
 #: A queued item: its job's future, or its result already (it failed to queue).
-Pending = asyncio.Future[JobResult] | TaskResult
+Pending = EagerFuture[JobResult] | TaskResult
 
 
 class Executor:
@@ -91,9 +92,32 @@ class Executor:
         futures = [p for p in pending if isinstance(p, asyncio.Future)]
         if futures:
             await asyncio.gather(*futures)
+        return self.results(pending)
+
+    def results(self, pending: list[Pending]) -> list[TaskResult]:
+        """The results of queued items that have all ended (raises what a job raised)."""
         return [
             self._to_result(p.result()) if isinstance(p, asyncio.Future) else p for p in pending
         ]
+
+    @staticmethod
+    def when_done(pending: list[Pending], then: Callable[[], None]) -> None:
+        """Call ``then()`` the moment every queued item has ended (now if all have): in
+        the callback where the last one ends, before the scheduler's work that follows."""
+        running = [p for p in pending if isinstance(p, asyncio.Future) and not p.done()]
+        left = len(running)
+        if not left:
+            then()
+            return
+
+        def one_ended(_: EagerFuture[JobResult]) -> None:
+            nonlocal left
+            left -= 1
+            if left == 0:
+                then()
+
+        for future in running:
+            future.listen(one_ended)
 
     def cancel_for(self, origin: str, task_id: str) -> None:
         job = self.scheduler.jobs.get(task_id)
@@ -103,7 +127,7 @@ class Executor:
             raise Forbidden("only the peer that submitted a task may cancel it")
         self.scheduler.cancel(task_id)
 
-    def submit_local(self, owner: str, item: ExecuteItem) -> asyncio.Future[JobResult] | TaskResult:
+    def submit_local(self, owner: str, item: ExecuteItem) -> Pending:
         """Queue one item on this peer's scheduler: the job's future, or the failure."""
         spec = TaskSpec(
             task_id=item.task_id,

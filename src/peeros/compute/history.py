@@ -49,7 +49,8 @@ class TaskHistory:
         self.flush_every = flush_every
         self.settle_after = settle_after
         self._clock = clock
-        self._buffer: dict[str, dict[str, Any]] = {}
+        #: The latest row of each task not yet written, built when it is.
+        self._buffer: dict[str, Callable[[], dict[str, Any]]] = {}
         #: When each buffered task's passing state was first buffered.
         self._since: dict[str, float] = {}
         self._last_flush = clock()
@@ -65,10 +66,16 @@ class TaskHistory:
         Flushes first-hand if the timer is overdue or the buffer is full, so the loss
         bound holds even if the peer's timer lags.
         """
-        task_id = row["task_id"]
+        copy = dict(row)
+        self.record_later(row["task_id"], row["status"], lambda: copy)
+
+    def record_later(self, task_id: str, status: str, row: Callable[[], dict[str, Any]]) -> None:
+        """:meth:`record` a row that ``row()`` builds when it is written, if it still is
+        the latest of its task by then (most passing states are not): nothing is built
+        on the task's way."""
         self._buffer.pop(task_id, None)  # re-insert: buffer order is last-update order
-        self._buffer[task_id] = dict(row)
-        if row["status"] in FINAL:
+        self._buffer[task_id] = row
+        if status in FINAL:
             self._since.pop(task_id, None)
         else:
             self._since.setdefault(task_id, self._clock())
@@ -90,7 +97,7 @@ class TaskHistory:
         ]
         if not ready:
             return 0
-        self.db.record_tasks([self._buffer[t] for t in ready])
+        self.db.record_tasks([self._buffer[t]() for t in ready])
         for task_id in ready:
             del self._buffer[task_id]
             self._since.pop(task_id, None)
@@ -105,7 +112,7 @@ class TaskHistory:
         self._last_flush = self._clock()
         if not self._buffer:
             return 0
-        rows = list(self._buffer.values())
+        rows = [row() for row in self._buffer.values()]
         self.db.record_tasks(rows)
         self._buffer.clear()
         self._since.clear()

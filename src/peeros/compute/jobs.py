@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from peeros.compute.workers import Execution, TaskOutcome, TaskSpec
+from peeros.eager import EagerFuture, eager_future
 from peeros.kernel.scheduling import Task
 
 Status = Literal["DONE", "FAILED", "TIMED_OUT", "CANCELLED"]
@@ -57,9 +58,8 @@ class Job:
     #: job a queued job waits behind.
     queued: list[Job] = field(default_factory=list)
     behind: Job | None = None
-    future: asyncio.Future[JobResult] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    #: Its result; listeners hear of it the moment it is set (a reply goes out first).
+    future: EagerFuture[JobResult] = field(default_factory=eager_future)
 
 
 class Hooks(Protocol):

@@ -271,7 +271,8 @@ def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
     else:
         reply["note"], reply["recycle"] = cleanup(_State.pidns, _State.worker_pid)
         watch.after_cleanup()
-    _release_workdir(workdir)  # after the clean-up: nothing left can write into it
+    # The working directory is released by the caller after the clean-up (nothing left can
+    # write into it) and after the reply is sent (the peer goes on meanwhile).
     return reply
 
 
@@ -348,6 +349,8 @@ def _serve() -> int:
             elif "sysret" not in more:  # (a late answer of a call cut short: dropped)
                 _State.pending.append(more)
         _send(proto_out, reply)
+        if _State.workdir is not None:
+            _release_workdir(_State.workdir)
         if reply.get("recycle"):
             return 0  # run nothing more: the peer replaces this worker
 

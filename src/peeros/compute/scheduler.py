@@ -31,6 +31,7 @@ from peeros.compute.readyqueue import ReadyQueue
 from peeros.compute.sched_events import DEFAULT_BURST, HANDLERS
 from peeros.compute.sched_view import snapshot
 from peeros.compute.workers import Execution, TaskOutcome, WorkerPool
+from peeros.eager import EagerFuture
 from peeros.errors import BadRequest, PeerOSError
 from peeros.kernel.scheduling import Policy, SchedulingError, Task, make_policy
 
@@ -85,7 +86,7 @@ class Scheduler:
 
     # --- requests (any coroutine) ------------------------------------------------------
 
-    def submit(self, job: Job) -> asyncio.Future[JobResult]:
+    def submit(self, job: Job) -> EagerFuture[JobResult]:
         now = self.clock()
         job.order = next(self._orders)
         job.submitted = job.enqueued = now
@@ -93,8 +94,8 @@ class Scheduler:
         self.jobs[job.task_id] = job
         if self._first_submit is None:
             self._first_submit = now
-        self._state(job, "NEW")
         if not self._start_now(job):
+            self._state(job, "NEW")
             self._post("submit", job)
         return job.future
 
@@ -112,6 +113,7 @@ class Scheduler:
         execution = self.pool.start_now(job.spec)
         if execution is None:
             return False
+        self._state(job, "NEW")  # (the worker has the task already: it starts meanwhile)
         self._state(job, "READY")
         self._occupy(job, slot)
         job.execution = execution
@@ -375,8 +377,6 @@ class Scheduler:
         job.execution = None
         if job.wake is not None and not job.wake.done():
             job.wake.cancel()
-        if self.hooks is not None:
-            self.hooks.on_finish(job, status)
         turnaround = now - job.submitted
         waiting = max(turnaround - job.used, 0.0)
         self.completed += 1
@@ -394,8 +394,10 @@ class Scheduler:
             finished_at=now + self._wall_offset,
             error=error,
         )
-        if not job.future.done():
+        if not job.future.done():  # its listeners answer first: the kernel's work follows
             job.future.set_result(result)
+        if self.hooks is not None:
+            self.hooks.on_finish(job, status)
 
     def snapshot(self) -> dict[str, Any]:
         """Policy, queue, running, blocked, averages and the Gantt record."""

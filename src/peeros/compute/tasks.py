@@ -14,10 +14,10 @@ The executor side (running tasks for a member) is :mod:`peeros.compute.execution
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from peeros.compute import chunks
@@ -25,8 +25,9 @@ from peeros.compute.cache import ResultCache
 from peeros.compute.execution import Executor, check_request
 from peeros.compute.history import TaskHistory
 from peeros.compute.program import code_hash, program_hash
-from peeros.compute.tracked import Countdown, Tracked
-from peeros.errors import BadRequest, NotFound, PeerOSError, Unavailable, Unreachable
+from peeros.compute.task_results import TaskResults
+from peeros.compute.tracked import Tracked
+from peeros.errors import BadRequest, PeerOSError, Unavailable, Unreachable
 from peeros.protocol import (
     Body,
     CancelResponse,
@@ -35,12 +36,10 @@ from peeros.protocol import (
     Placement,
     TaskRequest,
     TaskResult,
-    WaitResponse,
 )
 
 log = logging.getLogger(__name__)
 
-KEEP_RESULTS = 100_000
 #: Extra seconds an origin waits for a remote chunk beyond the tasks' own timeouts.
 REMOTE_GRACE = 300.0
 
@@ -51,7 +50,9 @@ PlaceNow = Callable[[int, list[str]], list[Placement] | None]
 GiveBack = Callable[[Placement, bool], None]
 
 
-class TaskService:
+class TaskService(TaskResults):
+    """An origin's task routing (see the module docstring); results: :class:`TaskResults`."""
+
     def __init__(
         self,
         peer_id: str,
@@ -64,11 +65,10 @@ class TaskService:
         place_now: PlaceNow | None = None,
         give_back: GiveBack | None = None,
     ) -> None:
-        self.peer_id = peer_id
+        super().__init__(peer_id, history)
         self.executor = executor
         self.scheduler = executor.scheduler
         self.quota = executor.quota
-        self.history = history
         self.cache = cache
         self.place = place
         self.remote_execute = remote_execute
@@ -76,7 +76,6 @@ class TaskService:
         #: Placements at hand (leases), without a round trip: tasks start at once.
         self.place_now = place_now
         self.give_back = give_back
-        self.tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._addresses: dict[str, str] = {}
         self._tg: asyncio.TaskGroup | None = None
 
@@ -168,14 +167,6 @@ class TaskService:
             banned.add(self.peer_id)
         return sorted(banned)
 
-    def _remember(self, t: Tracked) -> None:
-        self.tracked[t.task_id] = t
-        while len(self.tracked) > KEEP_RESULTS:
-            oldest_id, oldest = next(iter(self.tracked.items()))
-            if not oldest.finished:
-                break
-            del self.tracked[oldest_id]
-
     async def _place_and_run(self, tasks: list[Tracked]) -> None:
         assert self.place is not None
         away = [t for t in tasks if t.request.elsewhere]
@@ -248,8 +239,7 @@ class TaskService:
             t.address = None
             self._record(t, "RUNNING")
         results = await self.executor.run_many(self.peer_id, [t.item() for t in tasks])
-        self._give_back(leases, results)
-        await self._settle(tasks, results)
+        await self._settle(tasks, results, leases)
 
     async def _run_remote(
         self, peer_id: str, tasks: list[Tracked], leases: Sequence[Placement] = ()
@@ -265,11 +255,12 @@ class TaskService:
             self._record(t, "RUNNING")
         request = Encoded('{"tasks": [' + ", ".join(t.item_json() for t in tasks) + "]}")
         budget = max(t.request.timeout for t in tasks) * len(tasks) + REMOTE_GRACE
+        ran_on: Sequence[Placement] | None = leases  # given back once the results are out
         try:
             response = await self.remote_execute(self._addresses[peer_id], request, budget)
             results = response.results
-            self._give_back(leases, results)
         except PeerOSError as exc:
+            ran_on = None
             log.warning("executing peer %s failed for %d task(s): %s", peer_id, len(tasks), exc)
             if not isinstance(exc, Unavailable):  # (else the peer's leases are dropped)
                 self._give_back(leases, [])
@@ -286,9 +277,16 @@ class TaskService:
                 t.failed_on.append(peer_id)
                 if isinstance(exc, Unreachable) and not peer_id.startswith("at:"):
                     t.attempts -= 1  # never delivered: placed again, not counted as a try
-        await self._settle(tasks, results)
+        await self._settle(tasks, results, ran_on)
 
-    async def _settle(self, tasks: list[Tracked], results: list[TaskResult]) -> None:
+    async def _settle(
+        self,
+        tasks: list[Tracked],
+        results: list[TaskResult],
+        leases: Sequence[Placement] | None = None,
+    ) -> None:
+        """Complete the tasks that ended (their callers hear of it at once), then give
+        back the ``leases`` they ran on, then run again those that may be retried."""
         retry: list[Tracked] = []
         for t, r in zip(tasks, results, strict=True):
             if t.finished:  # cancelled meanwhile: the first final result stands
@@ -299,6 +297,8 @@ class TaskService:
                 retry.append(t)
                 continue
             self._complete(t, t.final(r, self.peer_id))
+        if leases is not None:
+            self._give_back(leases, results)
         if retry:
             local = [t for t in retry if t.request.confidential or self.place is None]
             placed = [t for t in retry if t not in local]
@@ -311,6 +311,7 @@ class TaskService:
     def _complete(self, t: Tracked, result: TaskResult) -> None:
         t.result = result
         t.finished = True
+        t.finished_at = time.time()
         for watcher in t.watchers:
             watcher.one_done()
         t.watchers.clear()
@@ -319,60 +320,8 @@ class TaskService:
             self.cache.put(t.cache_key, result)
 
     def _record(self, t: Tracked, status: str) -> None:
-        self.history.record(t.history_row(self.peer_id, status))
-
-    def get(self, task_id: str) -> TaskResult:
-        t = self.tracked.get(task_id)
-        if t is None:
-            row = self.history.task(task_id)
-            if row is None:
-                raise NotFound(f"no task {task_id} on this peer")
-            return TaskResult(
-                task_id=task_id,
-                status=row["status"],
-                error=row["error"],
-                peer_id=row["executor"],
-                origin=row["origin"],
-                attempts=row["attempts"],
-                execution_time=row["execution_time"],
-                waiting_time=row["waiting_time"],
-                turnaround_time=row["turnaround_time"],
-            )
-        if t.result is not None:
-            return t.result
-        return TaskResult(
-            task_id=task_id,
-            status="RUNNING" if t.attempts else "QUEUED",
-            peer_id=t.executor,
-            origin=self.peer_id,
-            attempts=t.attempts,
-        )
-
-    async def wait(self, task_ids: list[str], timeout: float, wait_all: bool) -> WaitResponse:
-        tracked = []
-        for task_id in task_ids:
-            if task_id not in self.tracked:
-                self.get(task_id)  # raises NotFound for unknown ids
-            else:
-                tracked.append(self.tracked[task_id])
-        pending = [t for t in tracked if not t.finished]
-        if pending and timeout > 0:
-            countdown = Countdown(len(pending) if wait_all else 1)
-            for t in pending:
-                t.watchers.append(countdown)
-            try:  # (the countdown is this call's own: a timeout may cancel it)
-                async with asyncio.timeout(timeout):
-                    await countdown.future
-            except TimeoutError:
-                pass
-            finally:
-                for t in pending:
-                    if countdown in t.watchers:
-                        t.watchers.remove(countdown)
-        done = [self.get(i) for i in task_ids if i not in self.tracked or self.tracked[i].finished]
-        return WaitResponse(
-            done=done,
-            pending=[i for i in task_ids if i in self.tracked and not self.tracked[i].finished],
+        self.history.record_later(
+            t.task_id, status, functools.partial(t.history_row, self.peer_id, status)
         )
 
     async def cancel(self, task_id: str) -> CancelResponse:

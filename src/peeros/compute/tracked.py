@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +18,20 @@ ORIGIN_ONLY = {"confidential", "max_retries", "cache", "elsewhere"}
 
 class Countdown:
     """Resolves :attr:`future` once ``n`` watched tasks have their final result (one
-    callback per task instead of one asyncio task per waited-for task)."""
+    callback per task instead of one asyncio task per waited-for task), and calls
+    ``then()`` right there, where the last one ends."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, then: Callable[[], None] | None = None) -> None:
         self.left = n
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.then = then
 
     def one_done(self) -> None:
         self.left -= 1
         if self.left <= 0 and not self.future.done():
             self.future.set_result(None)
+            if self.then is not None:
+                self.then()
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Tracked:
     address: str | None = None
     #: What the history records as the program's digest (computed once).
     program_sha: str = ""
+    #: When the final result was set (wall clock).
+    finished_at: float | None = None
 
     def item(self) -> ExecuteItem:
         """The task as an executor sees it (run here: no encoding at all)."""
@@ -125,7 +132,7 @@ class Tracked:
             "attempts": self.attempts,
             "submitted_at": self.submitted,
             "started_at": None,
-            "finished_at": time.time() if r is not None else None,
+            "finished_at": self.finished_at if r is not None else None,
             "execution_time": r.execution_time if r else None,
             "waiting_time": r.waiting_time if r else None,
             "turnaround_time": r.turnaround_time if r else None,

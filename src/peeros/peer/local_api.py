@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
@@ -11,7 +10,7 @@ from aiohttp import web
 from peeros.errors import BadRequest
 from peeros.kernel.scheduling import SchedulingError
 from peeros.kernel.scheduling_sim import simulate
-from peeros.net.link import LANE_PATH, LinkServer
+from peeros.net.link_server import LANE_PATH, Later, LinkServer
 from peeros.net.server import json_response, read_model
 from peeros.protocol import (
     BatchRequest,
@@ -20,6 +19,7 @@ from peeros.protocol import (
     SimulateRequest,
     Submitted,
     TaskRequest,
+    TaskResult,
     WaitRequest,
 )
 
@@ -85,9 +85,17 @@ def lane_server(node: PeerNode) -> LinkServer:
     ``POST /v1/tasks/batch?wait=S`` as a frame; the bearer token was checked at the
     upgrade."""
 
-    def submit_op(_caller: str, body: str) -> Awaitable[Submitted]:
+    def submit_op(_caller: str, body: str) -> Later:
         req = LaneSubmit.model_validate_json(body)  # queued as the frame is read
-        return submitted(node, node.tasks.submit(req.tasks), req.wait)
+        ids = node.tasks.submit(req.tasks)
+        later = Later()
+
+        def answer(results: list[TaskResult] | None) -> None:
+            # Written where the last task ends: before the origin's work that follows.
+            later.give(lambda: Submitted(task_ids=ids, results=results or []))
+
+        node.tasks.when_done(ids, req.wait, answer)
+        return later
 
     return LinkServer({"submit": submit_op}, LANE_PATH, caller=lambda _request: "local")
 

@@ -19,7 +19,6 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -44,7 +43,8 @@ from peeros.memory.kv import KVStore
 from peeros.memory.resp_server import serve_resp
 from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
-from peeros.net.link import LinkClient, LinkServer
+from peeros.net.link import LinkClient
+from peeros.net.link_server import Later, LinkServer
 from peeros.net.server import start_site
 from peeros.peer import local_api
 from peeros.peer.apps import MAX_TASK_BODY, build_apps, load_or_create_api_token
@@ -231,15 +231,18 @@ class PeerNode:
             raise
         return resp
 
-    def _execute_call(self, origin: str, body: str) -> Awaitable[ExecuteResponse]:
+    def _execute_call(self, origin: str, body: str) -> Later:
         """``execute`` over a link (the HTTP route is ``routes.execute``): the tasks are
-        queued as the frame is read (a lone one starts there and then); the reply waits."""
+        queued as the frame is read (a lone one starts there and then); the reply is
+        written the moment the last one ends, before the scheduler's work that follows."""
         pending = self.executor.start(origin, ExecuteRequest.model_validate_json(body).tasks)
+        later = Later()
 
-        async def reply() -> ExecuteResponse:
-            return ExecuteResponse(results=await self.executor.collect(pending))
+        def reply() -> ExecuteResponse:
+            return ExecuteResponse(results=self.executor.results(pending))
 
-        return reply()
+        self.executor.when_done(pending, lambda: later.give(reply))
+        return later
 
     async def _remote_cancel(self, address: str, task_id: str) -> None:
         assert self.client is not None

@@ -11,7 +11,7 @@ from peeros.config import TrackerSettings
 from peeros.db import TrackerDB
 from peeros.fsutil import write_atomic, write_json
 from peeros.net.client import ClusterClient
-from peeros.net.link import LinkServer
+from peeros.net.link_server import LinkServer
 from peeros.net.server import cluster_auth, make_app, start_site
 from peeros.security import identity, pki
 from peeros.tracker import owned_routes

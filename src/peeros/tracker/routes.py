@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from peeros.net.link import Op
+from peeros.net.link_server import Op
 from peeros.net.server import PEER_ID, json_response, read_model
 from peeros.protocol import (
     CAResponse,

@@ -85,6 +85,31 @@ class JobResult:
     finished_at: float
     error: str | None = None
 
+    @classmethod
+    def of(
+        cls,
+        job: Job,
+        status: Status,
+        outcome: TaskOutcome | None,
+        error: str | None,
+        now: float,
+        wall_offset: float,
+    ) -> JobResult:
+        """The result of ``job`` ending at ``now`` (the scheduler's clock; ``wall_offset``
+        turns it into wall-clock time)."""
+        turnaround = now - job.submitted
+        return cls(
+            task_id=job.task_id,
+            status=status,
+            outcome=outcome,
+            execution_time=job.used,
+            waiting_time=max(turnaround - job.used, 0.0),
+            turnaround_time=turnaround,
+            started_at=job.first_start + wall_offset if job.first_start is not None else None,
+            finished_at=now + wall_offset,
+            error=error,
+        )
+
 
 def policy_view(job: Job, learned: float) -> Task:
     """The job as the policies see it; ``learned``: its expected run time if it declared

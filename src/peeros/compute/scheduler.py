@@ -377,23 +377,11 @@ class Scheduler:
         job.execution = None
         if job.wake is not None and not job.wake.done():
             job.wake.cancel()
-        turnaround = now - job.submitted
-        waiting = max(turnaround - job.used, 0.0)
+        result = JobResult.of(job, status, outcome, error, now, self._wall_offset)
         self.completed += 1
-        self._sum_wait += waiting
-        self._sum_turnaround += turnaround
+        self._sum_wait += result.waiting_time
+        self._sum_turnaround += result.turnaround_time
         self._last_finish = now
-        result = JobResult(
-            task_id=job.task_id,
-            status=status,
-            outcome=outcome,
-            execution_time=job.used,
-            waiting_time=waiting,
-            turnaround_time=turnaround,
-            started_at=job.first_start + self._wall_offset if job.first_start is not None else None,
-            finished_at=now + self._wall_offset,
-            error=error,
-        )
         if not job.future.done():  # its listeners answer first: the kernel's work follows
             job.future.set_result(result)
         if self.hooks is not None:

@@ -22,12 +22,13 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import psutil
 
-from peeros.compute.worker_protocol import ProtocolError
+from peeros.compute.bwrap import WORKER_ENV
+from peeros.compute.worker_protocol import PoolClosed, ProtocolError, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,54 @@ class WorkerProcess:
 
     def describe_exit(self) -> str:
         return describe_exit(self.returncode, self.sandboxed)
+
+
+async def start_worker(
+    argv: Sequence[str],
+    *,
+    sandboxed: bool,
+    number: int,
+    processes: set[WorkerProcess],
+    background: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+    closed: Callable[[], bool],
+) -> WorkerProcess:
+    """Start a worker and wait for its ready message.
+
+    The process is in ``processes`` while it lives (the pool's ``close()`` kills and
+    reaps what is there), ``background`` runs its stderr drain, and ``closed()`` tells
+    that the pool closed meanwhile (:class:`PoolClosed`). A worker that does not start is
+    killed and reaped: :class:`SandboxError` with the tail of its stderr.
+    """
+    try:
+        process = await WorkerProcess.spawn(
+            argv, sandboxed=sandboxed, number=number, env=WORKER_ENV
+        )
+    except OSError as exc:
+        raise SandboxError(f"could not start a worker: {exc}") from exc
+    processes.add(process)
+    stderr = background(process.drain_stderr())
+    try:
+        if closed():
+            raise PoolClosed("the worker pool is closed")
+        await process.handshake()
+    except (ProtocolError, TimeoutError, OSError) as exc:
+        process.kill()
+        await process.reap()
+        await asyncio.wait({stderr}, timeout=1.0)
+        processes.discard(process)
+        if closed():
+            raise PoolClosed("the worker pool is closed") from None
+        tail = " | ".join(process.stderr_tail) or "no output"
+        raise SandboxError(f"worker did not start ({exc}): {tail}") from None
+    except BaseException:  # cancelled, or closed meanwhile: close() reaps it
+        process.kill()
+        raise
+    if closed():
+        process.kill()
+        await process.reap()
+        processes.discard(process)
+        raise PoolClosed("the worker pool is closed")
+    return process
 
 
 def _ppid(p: psutil.Process) -> int | None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from peeros.compute import bwrap
 from peeros.compute.worker_handle import Execution, SyscallHandler, Worker, answer_syscall
-from peeros.compute.worker_process import EXIT_TIMEOUT, WorkerProcess
+from peeros.compute.worker_process import EXIT_TIMEOUT, WorkerProcess, start_worker
 from peeros.compute.worker_protocol import (
     PoolClosed,
     ProtocolError,
@@ -288,40 +288,16 @@ class WorkerPool:
         """
         try:
             self._counts["spawns"] += 1
-            try:
-                process = await WorkerProcess.spawn(
-                    self._argv,
-                    sandboxed=self.sandboxed,
-                    number=self._counts["spawns"],
-                    env=bwrap.WORKER_ENV,
-                )
-            except OSError as exc:
-                raise SandboxError(f"could not start a worker: {exc}") from exc
-            self._processes.add(process)
-            stderr = self._background(process.drain_stderr())
-            try:
-                if self._closed:
-                    raise PoolClosed("the worker pool is closed")
-                await process.handshake()
-            except (ProtocolError, TimeoutError, OSError) as exc:
-                process.kill()
-                await process.reap()
-                await asyncio.wait({stderr}, timeout=1.0)
-                self._processes.discard(process)
-                if self._closed:
-                    raise PoolClosed("the worker pool is closed") from None
-                tail = " | ".join(process.stderr_tail) or "no output"
-                raise SandboxError(f"worker did not start ({exc}): {tail}") from None
-            except BaseException:  # cancelled, or closed meanwhile: close() reaps it
-                process.kill()
-                raise
+            process = await start_worker(
+                self._argv,
+                sandboxed=self.sandboxed,
+                number=self._counts["spawns"],
+                processes=self._processes,
+                background=self._background,
+                closed=lambda: self._closed,
+            )
         finally:
             self._starting -= 1
-        if self._closed:
-            process.kill()
-            await process.reap()
-            self._processes.discard(process)
-            raise PoolClosed("the worker pool is closed")
         worker = Worker(process, owner, "idle" if owner is None else "busy")
         self._workers.append(worker)
         self._counts["started"] += 1

@@ -240,3 +240,34 @@ def test_a_call_over_the_frame_limit_is_refused_before_sending(nodes: Nodes) -> 
     asyncio.run(go())
     with Client(data_dir=b.data_dir) as client:
         assert client.status().link_calls_served == 2  # the refused call never left
+
+
+def test_a_call_started_on_an_open_link_is_sent_before_start_returns(nodes: Nodes) -> None:
+    """``LinkClient.start`` writes the frame itself: the other node gets the call while
+    the caller's event loop has not run again (it is blocked here, polling), so an origin
+    sends a task first and does its own work while the task runs."""
+    tracker = nodes.tracker()
+    a = nodes.peer(tracker, "a")
+    b = nodes.peer(tracker, "b", extra=FAST_PEER)
+
+    async def go() -> None:
+        client, links = _links(a.data_dir)
+        try:
+            address = b.info["address"]
+            await links.call(address, "execute", _execute(0), ExecuteResponse, 30)  # opened
+            with Client(data_dir=b.data_dir) as other:
+                before = other.status().link_calls_served
+                reply = links.start(address, "execute", _execute(0), ExecuteResponse, 30)
+                wait_until(lambda: other.status().link_calls_served > before, 10)
+            (result,) = (await reply).results
+            assert result.status == "DONE", result.error
+            with socket.create_server(("127.0.0.1", 0)) as gone:
+                port = gone.getsockname()[1]  # (closed again: nothing listens there)
+            closed = links.start(f"127.0.0.1:{port}", "execute", _execute(0), ExecuteResponse, 5)
+            with pytest.raises(Unreachable):  # no link there yet: opened when awaited
+                await closed
+        finally:
+            await links.close()
+            await client.close()
+
+    asyncio.run(go())

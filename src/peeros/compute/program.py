@@ -139,7 +139,7 @@ def validate_args(args: Any) -> list[Any]:
         args = list(args)
     if not isinstance(args, list):
         raise BadRequest(f"args must be a JSON list, got {_json_type(args)}")
-    _canonical_json(args)
+    _json_text(args, _STRICT)
     return args
 
 
@@ -179,9 +179,19 @@ def _cached_code_hash(program: str, function: str) -> str:
     return program_hash(program, function, [])
 
 
+#: JSON as a worker is handed it (any key order), and canonical JSON (sorted keys) for
+#: the cache key; encoders made once (``json.dumps`` with options builds one per call).
+_STRICT = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
 def _canonical_json(args: list[Any]) -> str:
+    return _json_text(args, _CANONICAL)
+
+
+def _json_text(args: list[Any], encoder: json.JSONEncoder) -> str:
     try:
-        return json.dumps(args, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return encoder.encode(args)
     except ValueError as exc:  # (a worker could not be handed them: refused before queuing)
         raise BadRequest(f"args must be JSON: NaN and Infinity are not ({exc})") from None
     except TypeError as exc:

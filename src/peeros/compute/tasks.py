@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from peeros.compute import chunks
@@ -114,7 +114,7 @@ class TaskService(TaskResults):
         local: list[Tracked] = []
         placed: list[Tracked] = []
         for req in requests:
-            t = Tracked(uuid.uuid4().hex, req, now, parent=parent, group=group)
+            t = Tracked(os.urandom(16).hex(), req, now, parent=parent, group=group)
             # A callable's payload holds its args too: key it by its name, not per task.
             t.program_sha = code_hash(req.program or "<callable>", req.function or "")
             self._remember(t)
@@ -156,8 +156,9 @@ class TaskService(TaskResults):
         for peer_id, chunk in self._group(tasks, at_hand).items():
             if peer_id == self.peer_id:
                 self._tg.create_task(self._run_here(chunk, leases[peer_id]))
-            else:
-                self._tg.create_task(self._run_remote(peer_id, chunk, leases[peer_id]))
+            else:  # sent here and now; a task awaits the reply
+                reply = self._send_remote(peer_id, chunk)
+                self._tg.create_task(self._remote_reply(peer_id, chunk, leases[peer_id], reply))
 
     def _exclude(self, tasks: list[Tracked]) -> list[str]:
         """Peers not to place ``tasks`` on: those they failed on, and this peer for tasks
@@ -248,6 +249,10 @@ class TaskService(TaskResults):
         if not tasks:  # all cancelled while being placed
             self._give_back(leases, [])
             return
+        await self._remote_reply(peer_id, tasks, leases, self._send_remote(peer_id, tasks))
+
+    def _send_remote(self, peer_id: str, tasks: list[Tracked]) -> Awaitable[ExecuteResponse]:
+        """A new attempt of ``tasks`` on ``peer_id``: sent (at once if its link is open)."""
         for t in tasks:
             t.attempts += 1
             t.executor = peer_id
@@ -255,9 +260,18 @@ class TaskService(TaskResults):
             self._record(t, "RUNNING")
         request = Encoded('{"tasks": [' + ", ".join(t.item_json() for t in tasks) + "]}")
         budget = max(t.request.timeout for t in tasks) * len(tasks) + REMOTE_GRACE
+        return self.remote_execute(self._addresses[peer_id], request, budget)
+
+    async def _remote_reply(
+        self,
+        peer_id: str,
+        tasks: list[Tracked],
+        leases: Sequence[Placement],
+        reply: Awaitable[ExecuteResponse],
+    ) -> None:
         ran_on: Sequence[Placement] | None = leases  # given back once the results are out
         try:
-            response = await self.remote_execute(self._addresses[peer_id], request, budget)
+            response = await reply
             results = response.results
         except PeerOSError as exc:
             ran_on = None

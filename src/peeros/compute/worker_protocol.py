@@ -89,6 +89,10 @@ class TaskOutcome:
     started: bool = True
 
 
+#: ``json.dumps(x, allow_nan=False)`` would build this encoder anew for every task.
+_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
 def encode_task(spec: TaskSpec, config: SandboxConfig) -> bytes:
     """The task message; validated here so a bad task never reaches a worker."""
     if (spec.payload is None) == (spec.program is None):
@@ -109,7 +113,7 @@ def encode_task(spec: TaskSpec, config: SandboxConfig) -> bytes:
         "cpu": spec.cpu_seconds,
     }
     try:
-        return json.dumps(msg, allow_nan=False).encode() + b"\n"
+        return _ENCODER.encode(msg).encode() + b"\n"
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"task args are not JSON serialisable: {exc}") from None
 

@@ -29,14 +29,15 @@ import json
 import logging
 import re
 import time
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 from pydantic import BaseModel
 
 from peeros.errors import PayloadTooLarge, PeerOSError, Unavailable, Unreachable, from_wire
 from peeros.net.client import ClusterClient, parse_json
-from peeros.net.link_server import CLOSE_WAIT, HEARTBEAT, LINK_PATH, close_within
+from peeros.net.link_server import CLOSE_WAIT, HEARTBEAT, LINK_PATH, close_within, send_now
 from peeros.protocol import Body
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,20 @@ def _parse_reply(text: str) -> tuple[int | None, tuple[str | None, dict[str, Any
     if isinstance(error, dict):
         return call_id, (None, error)
     return call_id, (json.dumps(frame.get("body")), None)
+
+
+#: A reply: ``(the body as JSON text, None)`` or ``(None, the error)``.
+Outcome = tuple[str | None, dict[str, Any] | None]
+#: Call frames up to this size are written at once (a lone task's is ~1 KiB); bigger
+#: ones are written when awaited, with the transport's flow control.
+SEND_NOW_MAX = 64 << 10
+
+
+class _Call(NamedTuple):
+    call_id: int
+    future: asyncio.Future[Outcome]
+    #: The frame, for a big one not written yet.
+    unsent: str | None
 
 
 class _Link:
@@ -100,33 +115,49 @@ class _Link:
             self.pending.clear()
             await self.ws.close()
 
-    async def call(
-        self, op: str, body: str, timeout: float | None
-    ) -> tuple[str | None, dict[str, Any] | None]:
+    def start(self, op: str, body: str) -> _Call:
+        """Register a call and write its frame now (a big one is written when the call
+        is awaited, as the transport's flow control allows). Raises
+        :class:`~peeros.errors.Unreachable` if the link is closing: nothing went out."""
         call_id = next(self.ids)
-        future: asyncio.Future[tuple[str | None, dict[str, Any] | None]]
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        frame = f'{{"id": {call_id}, "op": "{op}", "body": {body}}}'
+        call = _Call(call_id, future, frame if len(frame) > SEND_NOW_MAX else None)
         self.pending[call_id] = future
-        try:
+        if call.unsent is None:
             try:
-                await self.ws.send_str(f'{{"id": {call_id}, "op": "{op}", "body": {body}}}')
-            except ConnectionResetError as exc:  # the link was closing: nothing went out
-                raise Unreachable(f"the link to {self.address} closed: {exc}") from exc
-            except asyncio.CancelledError:
-                # Writers of one connection share its drain future: another sender's
-                # cancellation reaches us too. Only a cancellation of this task propagates.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                raise Unavailable(f"sending to {self.address} was interrupted") from None
+                send_now(self.ws, frame)
+            except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                self.pending.pop(call_id, None)
+                raise self._failure(exc) from exc
+        return call
+
+    async def finish(self, call: _Call, timeout: float | None) -> Outcome:
+        """The reply to a started call."""
+        try:
+            if call.unsent is not None:
+                try:
+                    await self.ws.send_str(call.unsent)
+                except asyncio.CancelledError:
+                    # Writers of one connection share its drain future: another sender's
+                    # cancellation reaches us too. Only a cancellation of this task does.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    raise Unavailable(f"sending to {self.address} was interrupted") from None
             async with asyncio.timeout(timeout):
-                return await future
+                return await call.future
         except TimeoutError as exc:
             raise Unavailable(f"{self.address} did not answer within {timeout:g} s") from exc
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise Unavailable(f"the link to {self.address} failed: {exc!r}") from exc
+            raise self._failure(exc) from exc
         finally:
-            self.pending.pop(call_id, None)
+            self.pending.pop(call.call_id, None)
+
+    def _failure(self, exc: Exception) -> PeerOSError:
+        if isinstance(exc, ConnectionResetError):  # the link was closing: nothing went out
+            return Unreachable(f"the link to {self.address} closed: {exc}")
+        return Unavailable(f"the link to {self.address} failed: {exc!r}")
 
     async def close(self) -> None:
         await self.ws.close()
@@ -159,15 +190,37 @@ class LinkClient:
                 address, "POST", f"/v1/{op}", body, response, timeout=timeout
             )
             return result
+        return await self._finish(link, link.start(op, self._text(op, body)), response, timeout)
+
+    def start(
+        self, address: str, op: str, body: Body, response: type[M], timeout: float | None
+    ) -> Awaitable[M]:
+        """:meth:`call`, its frame written before this returns when the link to
+        ``address`` is open (else when the result is awaited, as by :meth:`call`): a
+        caller can send first and do its own work before it waits."""
+        link = self._links.get(address)
+        if link is None or link.closed:
+            return self.call(address, op, body, response, timeout)
+        try:
+            started = link.start(op, self._text(op, body))
+        except PeerOSError as exc:
+            return _raise(exc)
+        return self._finish(link, started, response, timeout)
+
+    def _text(self, op: str, body: Body) -> str:
         text = body.model_dump_json()
         if len(text) > self.max_message:
             raise PayloadTooLarge(
                 f"a {op} call of {len(text)} bytes is over the {self.max_message} bytes a "
                 "node accepts"
             )
-        reply, error = await link.call(
-            op, text, self.client.timeout if timeout is None else timeout
-        )
+        return text
+
+    async def _finish(
+        self, link: _Link, call: _Call, response: type[M], timeout: float | None
+    ) -> M:
+        address = link.address
+        reply, error = await link.finish(call, self.client.timeout if timeout is None else timeout)
         if error is not None:
             raise from_wire(error.get("status", 500), error.get("code"), error.get("message", ""))
         try:
@@ -222,3 +275,8 @@ class LinkClient:
             await close_within(CLOSE_WAIT, [self._session.close()])
             self._session = None
         await close_within(CLOSE_WAIT, [link.close() for link in links])
+
+
+async def _raise(exc: PeerOSError) -> Any:
+    """An awaitable that raises ``exc`` (an error found before a call went out)."""
+    raise exc

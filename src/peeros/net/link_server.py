@@ -77,23 +77,29 @@ class Later:
 Op = Callable[[str, str], Awaitable[BaseModel] | Later]
 
 
-def write_now(ws: web.WebSocketResponse, text: str) -> None:
+def send_now(ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, text: str) -> None:
     """Write a text frame in this callback rather than from a task a loop turn later.
 
     aiohttp's ``send_str`` writes the frame first and only then, if the transport pushed
     back, waits for it to drain. It is run up to that point here and that wait is left
-    out: the frame is buffered already, and a link's replies are bounded by the calls it
-    may have in flight (MAX_IN_FLIGHT). A connection that is closing drops the frame, as
-    it drops any late reply.
+    out: the frame is buffered already, and what is sent this way is bounded (a link's
+    replies by the calls it may have in flight, MAX_IN_FLIGHT; calls by their size,
+    ``link.SEND_NOW_MAX``). Raises what ``send_str`` raises before that point (e.g.
+    ``ConnectionResetError``: the connection is closing, nothing went out).
     """
     sending = ws.send_str(text)
     try:
         sending.send(None)
     except StopIteration:
         return
-    except (ConnectionError, RuntimeError):
-        return
     sending.close()
+
+
+def write_now(ws: web.WebSocketResponse, text: str) -> None:
+    """:func:`send_now` a reply; a connection that is closing drops it, as it drops any
+    late reply."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        send_now(ws, text)
 
 
 class LinkServer:

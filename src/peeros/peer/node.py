@@ -44,7 +44,7 @@ from peeros.memory.resp_server import serve_resp
 from peeros.memory.service import MemoryService
 from peeros.net.client import ClusterClient
 from peeros.net.link import LinkClient
-from peeros.net.link_server import Later, LinkServer
+from peeros.net.link_server import LinkServer
 from peeros.net.server import start_site
 from peeros.peer import local_api
 from peeros.peer.apps import MAX_TASK_BODY, build_apps, load_or_create_api_token
@@ -56,20 +56,15 @@ from peeros.peer.load import LoadSampler
 from peeros.peer.membership import Membership
 from peeros.peer.owned import OwnedService
 from peeros.peer.syscalls import Syscalls
+from peeros.peer.task_calls import TaskCalls
 from peeros.protocol import (
     ADDRESS_RE,
     PEER_ID_RE,
-    Body,
-    ExecuteRequest,
-    ExecuteResponse,
     Heartbeat,
     HistoryResponse,
     PeerList,
     PeerStatus,
     PidRequest,
-    Placement,
-    PlacementRequest,
-    Placements,
     SchedState,
 )
 from peeros.security import identity, pki
@@ -96,7 +91,8 @@ class PeerNode:
         self.membership: Membership | None = None
         self.client: ClusterClient | None = None
         self.links: LinkClient | None = None
-        self.link_server = LinkServer({"execute": self._execute_call})
+        self.calls = TaskCalls(self)
+        self.link_server = LinkServer({"execute": self.calls.execute_op})
         self.lane_server = local_api.lane_server(self)
         max_workers = settings.max_workers or 4 * settings.slots + 4
         self.pool = WorkerPool(
@@ -126,16 +122,16 @@ class PeerNode:
         self.placer: LeasedPlacer | None = None
         if settings.tracker and settings.placement_leases:
             self.placer = LeasedPlacer(
-                self._place, settings.placement_leases, settings.heartbeat_interval
+                self.calls.place, settings.placement_leases, settings.heartbeat_interval
             )
         self.tasks = TaskService(
             self.peer_id,
             self.executor,
             self.history,
             ResultCache(settings.cache_entries, settings.cache_ttl),
-            self.placer.place if self.placer else self._place if settings.tracker else None,
-            self._remote_execute,
-            self._remote_cancel,
+            self.placer.place if self.placer else self.calls.place if settings.tracker else None,
+            self.calls.remote_execute,
+            self.calls.remote_cancel,
             self.placer.take_now if self.placer else None,
             self.placer.give_back if self.placer else None,
         )
@@ -214,39 +210,6 @@ class PeerNode:
             link_calls_served=self.link_server.calls_served,
             lane_calls_served=self.lane_server.calls_served,
         )
-
-    async def _place(self, count: int, exclude: list[str]) -> list[Placement]:
-        assert self.links is not None and self.settings.tracker
-        req = PlacementRequest(count=count, exclude=exclude)
-        got = await self.links.call(self.settings.tracker, "placement", req, Placements, None)
-        return got.placements
-
-    async def _remote_execute(self, address: str, req: Body, timeout: float) -> ExecuteResponse:
-        assert self.links is not None
-        try:
-            resp = await self.links.call(address, "execute", req, ExecuteResponse, timeout)
-        except Unavailable:
-            if self.placer is not None:
-                self.placer.forget(address)
-            raise
-        return resp
-
-    def _execute_call(self, origin: str, body: str) -> Later:
-        """``execute`` over a link (the HTTP route is ``routes.execute``): the tasks are
-        queued as the frame is read (a lone one starts there and then); the reply is
-        written the moment the last one ends, before the scheduler's work that follows."""
-        pending = self.executor.start(origin, ExecuteRequest.model_validate_json(body).tasks)
-        later = Later()
-
-        def reply() -> ExecuteResponse:
-            return ExecuteResponse(results=self.executor.results(pending))
-
-        self.executor.when_done(pending, lambda: later.give(reply))
-        return later
-
-    async def _remote_cancel(self, address: str, task_id: str) -> None:
-        assert self.client is not None
-        await self.client.request(address, "POST", f"/v1/tasks/{task_id}/cancel")
 
     async def resolve(self, target: str | None) -> str | None:
         """The cluster address of ``target`` (a peer id or HOST:PORT); None means here."""

@@ -64,6 +64,9 @@ def test_a_task_returns_every_result_field(nodes: Nodes) -> None:
         assert r.waiting_time is not None and r.waiting_time >= 0
         assert r.turnaround_time is not None
         assert r.turnaround_time >= r.execution_time
+        name = "f" * 250  # the protocol allows 256 characters; a process name has 200
+        long = client.run_program(f"def {name}(x):\n    return x\n", name, [2])
+        assert (long.status, long.result) == ("DONE", 2), long.error
 
 
 def test_non_confidential_tasks_spread_over_peers(nodes: Nodes) -> None:

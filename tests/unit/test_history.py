@@ -216,3 +216,25 @@ def test_rows_recorded_later_are_built_only_when_written(db: PeerDB) -> None:
     assert built == ["DONE"]
     stored = history.task("t1")
     assert stored is not None and (stored["status"], stored["finished_at"]) == ("DONE", 2.0)
+
+
+def test_a_failed_write_on_the_tasks_way_is_kept_for_the_next_flush(db: PeerDB) -> None:
+    """A flush that ``record`` does by itself and that fails (a full disk, say) does not
+    raise into the task's way: the rows stay buffered and the next flush writes them."""
+    clock = FakeClock()
+    history = TaskHistory(db, clock=clock, flush_every=0.2)
+    real = db.record_tasks
+    failures: list[int] = []
+
+    def failing(rows: Any) -> None:
+        failures.append(len(rows))
+        raise OSError("database or disk is full")
+
+    db.record_tasks = failing  # type: ignore[method-assign]
+    history.record(done("t1", 0.0, 1.0, 2.0))
+    clock.now = 1.0
+    history.record(done("t2", 0.0, 1.0, 2.0))  # overdue: flushes, fails, does not raise
+    assert failures == [2] and history.pending == 2
+    db.record_tasks = real  # type: ignore[method-assign]
+    assert history.flush() == 2
+    assert {r["task_id"] for r in history.recent(10)} == {"t1", "t2"}

@@ -220,5 +220,44 @@ def test_when_done_answers_at_once_for_ended_tasks_and_with_none_on_its_timeout(
         tasks.when_done(ids, 5.0, answers.append)  # ended already: answered on the spot
         last = answers[-1]
         assert last is not None and [r.status for r in last] == ["DONE"]
+        tasks.when_done(ids, 0.0, answers.append)  # no waiting asked: ids only, as documented
+        assert answers[-1] is None
+
+    asyncio.run(running(cluster, body))
+
+
+def test_a_chunk_that_cannot_be_sent_fails_cleanly_and_gives_its_lease_back() -> None:
+    """An error while sending a task on a lease (here: any exception from the send) never
+    escapes from ``submit``: the task ends FAILED, saying why, and the lease comes back."""
+    cluster = Cluster()
+    cluster.leases = [LEASE]
+
+    def broken(address: str, body: Body, timeout: float) -> Any:
+        raise RuntimeError("the link is in a bad state")
+
+    async def body(tasks: TaskService) -> None:
+        tasks.remote_execute = broken
+        ids = tasks.submit([REQ])  # does not raise
+        (result,) = (await tasks.wait(ids, timeout=5, wait_all=True)).done
+        assert result.status == "FAILED" and "could not send the task" in (result.error or "")
+        assert cluster.given_back == [(OTHER, False)]
+
+    asyncio.run(running(cluster, body))
+
+
+def test_a_waiter_whose_answer_fails_leaves_the_task_ended_and_its_lease_back() -> None:
+    cluster = Cluster()
+    cluster.leases = [LEASE]
+
+    async def body(tasks: TaskService) -> None:
+        def answer(results: list[TaskResult] | None) -> None:
+            raise RuntimeError("the caller's connection is gone")
+
+        ids = tasks.submit([REQ])
+        tasks.when_done(ids, 5.0, answer)
+        (result,) = (await tasks.wait(ids, timeout=5, wait_all=True)).done
+        assert result.status == "DONE"
+        assert cluster.given_back == [(OTHER, True)]
+        assert tasks.history.rows[-1]["status"] == "DONE"  # type: ignore[attr-defined]
 
     asyncio.run(running(cluster, body))

@@ -79,10 +79,13 @@ class TaskHistory:
             self._since.pop(task_id, None)
         else:
             self._since.setdefault(task_id, self._clock())
-        if len(self._buffer) >= MAX_BUFFERED:
-            self.flush()
-        elif self._clock() - self._last_flush >= self.flush_every:
-            self.flush_settled()
+        try:
+            if len(self._buffer) >= MAX_BUFFERED:
+                self.flush()
+            elif self._clock() - self._last_flush >= self.flush_every:
+                self.flush_settled()
+        except Exception as exc:  # (e.g. a full disk) never into the task's way: kept, retried
+            log.error("could not write the task history (rows kept for the next try): %r", exc)
 
     def flush_settled(self) -> int:
         """Write final rows and passing states older than ``settle_after``; return how

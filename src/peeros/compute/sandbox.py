@@ -236,6 +236,11 @@ def _release_workdir(workdir: str) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _release_current_workdir() -> None:
+    if _State.workdir is not None:
+        _release_workdir(_State.workdir)
+
+
 def run_task(msg: dict[str, Any], number: int) -> dict[str, Any]:
     """Run one task in a private working directory; always returns a reply."""
     workdir = _workdir(number)
@@ -348,9 +353,15 @@ def _serve() -> int:
                 _revoke(proto_out, more)
             elif "sysret" not in more:  # (a late answer of a call cut short: dropped)
                 _State.pending.append(more)
+        # After the reply (the peer goes on meanwhile), unless the worker may be killed as
+        # soon as the peer reads it (recycled; or killed for a task revoked too late, when
+        # no pid namespace takes the directory with it): then before.
+        early = bool(reply.get("recycle")) or not _State.pidns
+        if early:
+            _release_current_workdir()
         _send(proto_out, reply)
-        if _State.workdir is not None:
-            _release_workdir(_State.workdir)
+        if not early:
+            _release_current_workdir()
         if reply.get("recycle"):
             return 0  # run nothing more: the peer replaces this worker
 

@@ -94,8 +94,8 @@ class Scheduler:
         self.jobs[job.task_id] = job
         if self._first_submit is None:
             self._first_submit = now
+        self._state(job, "NEW")
         if not self._start_now(job):
-            self._state(job, "NEW")
             self._post("submit", job)
         return job.future
 
@@ -113,7 +113,6 @@ class Scheduler:
         execution = self.pool.start_now(job.spec)
         if execution is None:
             return False
-        self._state(job, "NEW")  # (the worker has the task already: it starts meanwhile)
         self._state(job, "READY")
         self._occupy(job, slot)
         job.execution = execution

@@ -93,14 +93,14 @@ class TaskResults:
         """Call ``then(results)`` the moment every task of ``task_ids`` (tracked ones) has
         its final result — in the callback where the last one ends, before the work that
         follows it — or ``then(None)`` once ``timeout`` seconds have passed without (at
-        once for 0)."""
+        once for 0: ids only, even of tasks that have ended)."""
+        if timeout <= 0:
+            then(None)
+            return
         pending = [self.tracked[i] for i in task_ids if i in self.tracked]
         pending = [t for t in pending if not t.finished]
         if not pending:
             then([self.get(i) for i in task_ids])
-            return
-        if timeout <= 0:
-            then(None)
             return
 
         def all_done() -> None:

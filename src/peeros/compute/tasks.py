@@ -157,7 +157,11 @@ class TaskService(TaskResults):
             if peer_id == self.peer_id:
                 self._tg.create_task(self._run_here(chunk, leases[peer_id]))
             else:  # sent here and now; a task awaits the reply
-                reply = self._send_remote(peer_id, chunk)
+                try:
+                    reply = self._send_remote(peer_id, chunk)
+                except Exception as exc:  # (never out of submit(): the chunk fails, retried)
+                    log.exception("could not send %d task(s) to %s", len(chunk), peer_id)
+                    reply = _failing(PeerOSError(f"could not send the task: {exc!r}"))
                 self._tg.create_task(self._remote_reply(peer_id, chunk, leases[peer_id], reply))
 
     def _exclude(self, tasks: list[Tracked]) -> list[str]:
@@ -257,10 +261,12 @@ class TaskService(TaskResults):
             t.attempts += 1
             t.executor = peer_id
             t.address = self._addresses[peer_id]
-            self._record(t, "RUNNING")
         request = Encoded('{"tasks": [' + ", ".join(t.item_json() for t in tasks) + "]}")
         budget = max(t.request.timeout for t in tasks) * len(tasks) + REMOTE_GRACE
-        return self.remote_execute(self._addresses[peer_id], request, budget)
+        reply = self.remote_execute(self._addresses[peer_id], request, budget)
+        for t in tasks:  # (after the send: a history flush may be due here)
+            self._record(t, "RUNNING")
+        return reply
 
     async def _remote_reply(
         self,
@@ -302,17 +308,19 @@ class TaskService(TaskResults):
         """Complete the tasks that ended (their callers hear of it at once), then give
         back the ``leases`` they ran on, then run again those that may be retried."""
         retry: list[Tracked] = []
-        for t, r in zip(tasks, results, strict=True):
-            if t.finished:  # cancelled meanwhile: the first final result stands
-                continue
-            if r.status in ("FAILED", "TIMED_OUT") and t.attempts <= t.request.max_retries:
-                if r.peer_id and r.peer_id != self.peer_id and r.peer_id not in t.failed_on:
-                    t.failed_on.append(r.peer_id)  # prefer another peer next time
-                retry.append(t)
-                continue
-            self._complete(t, t.final(r, self.peer_id))
-        if leases is not None:
-            self._give_back(leases, results)
+        try:
+            for t, r in zip(tasks, results, strict=True):
+                if t.finished:  # cancelled meanwhile: the first final result stands
+                    continue
+                if r.status in ("FAILED", "TIMED_OUT") and t.attempts <= t.request.max_retries:
+                    if r.peer_id and r.peer_id != self.peer_id and r.peer_id not in t.failed_on:
+                        t.failed_on.append(r.peer_id)  # prefer another peer next time
+                    retry.append(t)
+                    continue
+                self._complete(t, t.final(r, self.peer_id))
+        finally:
+            if leases is not None:
+                self._give_back(leases, results)
         if retry:
             local = [t for t in retry if t.request.confidential or self.place is None]
             placed = [t for t in retry if t not in local]
@@ -327,7 +335,10 @@ class TaskService(TaskResults):
         t.finished = True
         t.finished_at = time.time()
         for watcher in t.watchers:
-            watcher.one_done()
+            try:
+                watcher.one_done()
+            except Exception:  # (a waiter's answer failed: the task's end is still recorded)
+                log.exception("task %s: telling a waiter of its end failed", t.task_id)
         t.watchers.clear()
         self._record(t, result.status)
         if t.cache_key and result.status == "DONE" and not result.cached:
@@ -358,3 +369,8 @@ class TaskService(TaskResults):
             except PeerOSError as exc:
                 log.warning("could not cancel %s on %s: %s", task_id, executor, exc)
         return CancelResponse(task_id=task_id, cancelled=True, status="CANCELLED")
+
+
+async def _failing(exc: PeerOSError) -> ExecuteResponse:
+    """An awaitable reply that raises ``exc`` (the request could not be sent)."""
+    raise exc

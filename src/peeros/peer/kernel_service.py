@@ -62,7 +62,7 @@ class KernelService:
             if job.task_id not in self.table:
                 self.table.create(
                     job.task_id,
-                    job.name or job.task_id[:8],
+                    (job.name or job.task_id[:8])[:200],  # (a function name may be longer)
                     time.time(),
                     parent=job.parent,
                     parent_group=job.group,

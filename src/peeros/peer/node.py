@@ -276,7 +276,10 @@ class PeerNode:
     async def _flush_history(self) -> None:
         while True:
             await asyncio.sleep(self.history.flush_every)
-            self.history.flush_settled()
+            try:
+                self.history.flush_settled()
+            except Exception as exc:  # (e.g. a full disk) the rows stay buffered: retried
+                log.error("could not write the task history: %r", exc)
 
     async def peers(self) -> PeerList:
         if self.membership is None:

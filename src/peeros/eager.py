@@ -60,3 +60,9 @@ class EagerFuture(asyncio.Future[T]):
 def eager_future() -> EagerFuture[Any]:
     """A new :class:`EagerFuture` on the running loop."""
     return EagerFuture(loop=asyncio.get_running_loop())
+
+
+async def raising(exc: BaseException) -> Any:
+    """An awaitable that raises ``exc``: an error found before the work it stands for
+    went out, given to whoever awaits that work."""
+    raise exc

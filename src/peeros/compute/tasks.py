@@ -27,6 +27,7 @@ from peeros.compute.history import TaskHistory
 from peeros.compute.program import code_hash, program_hash
 from peeros.compute.task_results import TaskResults
 from peeros.compute.tracked import Tracked
+from peeros.eager import raising
 from peeros.errors import BadRequest, PeerOSError, Unavailable, Unreachable
 from peeros.protocol import (
     Body,
@@ -161,7 +162,7 @@ class TaskService(TaskResults):
                     reply = self._send_remote(peer_id, chunk)
                 except Exception as exc:  # (never out of submit(): the chunk fails, retried)
                     log.exception("could not send %d task(s) to %s", len(chunk), peer_id)
-                    reply = _failing(PeerOSError(f"could not send the task: {exc!r}"))
+                    reply = raising(PeerOSError(f"could not send the task: {exc!r}"))
                 self._tg.create_task(self._remote_reply(peer_id, chunk, leases[peer_id], reply))
 
     def _exclude(self, tasks: list[Tracked]) -> list[str]:
@@ -369,8 +370,3 @@ class TaskService(TaskResults):
             except PeerOSError as exc:
                 log.warning("could not cancel %s on %s: %s", task_id, executor, exc)
         return CancelResponse(task_id=task_id, cancelled=True, status="CANCELLED")
-
-
-async def _failing(exc: PeerOSError) -> ExecuteResponse:
-    """An awaitable reply that raises ``exc`` (the request could not be sent)."""
-    raise exc

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
+from peeros.eager import raising
 from peeros.errors import PayloadTooLarge, PeerOSError, Unavailable, Unreachable, from_wire
 from peeros.net.client import ClusterClient, parse_json
 from peeros.net.link_server import CLOSE_WAIT, HEARTBEAT, LINK_PATH, close_within, send_now
@@ -204,7 +205,7 @@ class LinkClient:
         try:
             started = link.start(op, self._text(op, body))
         except PeerOSError as exc:
-            return _raise(exc)
+            return raising(exc)
         return self._finish(link, started, response, timeout)
 
     def _text(self, op: str, body: Body) -> str:
@@ -275,8 +276,3 @@ class LinkClient:
             await close_within(CLOSE_WAIT, [self._session.close()])
             self._session = None
         await close_within(CLOSE_WAIT, [link.close() for link in links])
-
-
-async def _raise(exc: PeerOSError) -> Any:
-    """An awaitable that raises ``exc`` (an error found before a call went out)."""
-    raise exc
